@@ -1,0 +1,1 @@
+"""Loading a trained model artifact and turning it into top-k recommendations."""

@@ -1,0 +1,1 @@
+"""MovieLens in, validated leave-one-out splits out: the course's processing stage."""

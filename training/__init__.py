@@ -1,0 +1,1 @@
+"""GMF, MLP and NeuMF models, their losses, metrics and the fast training loop."""

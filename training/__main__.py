@@ -1,0 +1,172 @@
+"""``python -m training``: the training entry point, on a laptop and inside a SageMaker container.
+
+SageMaker's contract is read from the environment: channels from ``SM_CHANNEL_TRAIN`` (and
+``SM_CHANNEL_GMF`` / ``SM_CHANNEL_MLP`` for NeuMF pre-training), the model folder from
+``SM_MODEL_DIR``, hyperparameters from the command line (script mode) or from
+``/opt/ml/input/config/hyperparameters.json`` (bring-your-own-container). Flags always win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from preprocessing.manifest import ManifestError
+from preprocessing.schema import SchemaError
+from training.artifacts import ArtifactError
+from training.checkpoint import CheckpointError
+from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
+from training.train import NonFiniteLossError, TrainingInterrupted
+
+SM_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what an orchestrator expects from a stopped job
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description="Train GMF, MLP or NeuMF on a processed split."
+    )
+    parser.add_argument("--model", choices=MODELS, default="neumf")
+    parser.add_argument("--num-factors", type=int, default=8)
+    parser.add_argument("--layers", type=_int_list, nargs="+", default=[[64, 32, 16, 8]])
+    parser.add_argument("--learning-rate", type=float, default=0.001)
+    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES, default="auto")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument(
+        "--batch-size", type=int, default=1024, help="positives per step (each with negatives)"
+    )
+    parser.add_argument("--num-negatives", type=int, default=4)
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="bce")
+    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--amp", type=_bool, default=True)
+    parser.add_argument("--grad-accumulation", type=int, default=1)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--train", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
+    parser.add_argument("--model-dir", type=Path, default=_env_path("SM_MODEL_DIR"))
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=SM_CHECKPOINT_DIR if SM_CHECKPOINT_DIR.is_dir() else None,
+    )
+    parser.add_argument("--pretrained-gmf", type=Path, default=_env_path("SM_CHANNEL_GMF"))
+    parser.add_argument("--pretrained-mlp", type=Path, default=_env_path("SM_CHANNEL_MLP"))
+    parser.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--experiment", default=env("MLFLOW_EXPERIMENT_NAME", "ncf"))
+    parser.add_argument("--run-name", default=None)
+    return parser
+
+
+def _int_list(text: str) -> list[int]:
+    """Accepts ``64``, ``64,32`` or ``[64, 32]`` so JSON hyperparameters work too."""
+    try:
+        return [int(part) for part in text.strip("[] ").replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def hyperparameter_args(config_dir: Path) -> list[str]:
+    """SageMaker's hyperparameters.json (all values strings) as command-line flags."""
+    path = config_dir / "hyperparameters.json"
+    if not path.is_file():
+        return []
+    args = []
+    for key, value in json.loads(path.read_text()).items():
+        if key.startswith("sagemaker_"):
+            continue
+        args.append(f"--{key.replace('_', '-')}")
+        args.extend(str(value).strip('"').split() if key == "layers" else [str(value).strip('"')])
+    return args
+
+
+def _model_folder(path: Path | None) -> Path | None:
+    """A channel may hold a model folder or SageMaker's model.tar.gz; give back a folder."""
+    if path is None or not (path / "model.tar.gz").is_file():
+        return path
+    target = Path(tempfile.mkdtemp(prefix="pretrained-"))
+    with tarfile.open(path / "model.tar.gz") as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config_dir = Path(os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config"))
+    argv = hyperparameter_args(config_dir) + list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, flag, env in (
+        ("train", "--train", "SM_CHANNEL_TRAIN"),
+        ("model_dir", "--model-dir", "SM_MODEL_DIR"),
+    ):
+        if getattr(args, name) is None:
+            parser.error(f"no {name.replace('_', ' ')} folder: pass {flag} DIR or set {env}")
+    if not args.train.is_dir():
+        parser.error(f"the training channel {args.train} does not exist or is not a folder")
+    from training.job import run_training
+
+    try:
+        config = TrainConfig(
+            **{
+                key: value
+                for key, value in vars(args).items()
+                if key in TrainConfig.__dataclass_fields__
+            }
+            | {"layers": [n for group in args.layers for n in group]}
+        )
+        metrics = run_training(
+            config,
+            args.train,
+            args.model_dir,
+            checkpoint_dir=args.checkpoint_dir,
+            pretrained_gmf=_model_folder(args.pretrained_gmf),
+            pretrained_mlp=_model_folder(args.pretrained_mlp),
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment,
+            run_name=args.run_name,
+        )
+    except ConfigError as exc:
+        return _fail(f"invalid hyperparameter: {exc}", 2)
+    except (ManifestError, SchemaError, ArtifactError, CheckpointError, NonFiniteLossError) as exc:
+        return _fail(str(exc), 1)
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    summary = {k: v for k, v in metrics.items() if k != "history"}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    """Print the reason and leave it where SageMaker shows it as the job's FailureReason."""
+    print(f"error: {message}", file=sys.stderr)
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    if output_dir and Path(output_dir).is_dir():
+        (Path(output_dir) / "failure").write_text(message + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Hyperparameters of a training run, checked before any work starts.
+
+Names follow the seed course's training interface (``--num-factors 8 --layers 64 32 16 8
+--learning-rate 0.001 --gpu true``) so SageMaker hyperparameters map one to one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MODELS = ("gmf", "mlp", "neumf")
+LOSS_NAMES = ("bce", "bpr", "softmax")
+GPU_CHOICES = ("auto", "true", "false")
+
+
+class ConfigError(ValueError):
+    """A hyperparameter is out of range; the message names it and the accepted values."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "neumf"
+    num_factors: int = 8
+    layers: tuple[int, ...] = (64, 32, 16, 8)
+    learning_rate: float = 0.001
+    epochs: int = 20
+    # Positives per optimiser step; each brings ``num_negatives`` sampled negatives along.
+    batch_size: int = 1024
+    num_negatives: int = 4
+    loss: str = "bce"
+    l2: float = 0.0
+    seed: int = 0
+    gpu: str = "auto"
+    patience: int = 5
+    alpha: float = 0.5
+    amp: bool = True
+    grad_accumulation: int = 1
+    top_k: int = 10
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        for problem in self._problems():
+            raise ConfigError(problem)
+
+    def _problems(self) -> list[str]:
+        checks = [
+            (self.model in MODELS, f"model must be one of {MODELS}, got {self.model!r}"),
+            (self.loss in LOSS_NAMES, f"loss must be one of {LOSS_NAMES}, got {self.loss!r}"),
+            (self.gpu in GPU_CHOICES, f"gpu must be one of {GPU_CHOICES}, got {self.gpu!r}"),
+            (self.num_factors >= 1, f"num_factors must be >= 1, got {self.num_factors}"),
+            (len(self.layers) >= 1, "layers must name at least one layer size, e.g. 64 32 16 8"),
+            (all(n >= 1 for n in self.layers), f"every layer size must be >= 1: {self.layers}"),
+            (
+                not self.layers or self.layers[0] % 2 == 0,
+                f"the first layer size is split between user and item embeddings and must be "
+                f"even, got {self.layers[0] if self.layers else None}",
+            ),
+            (
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                f"learning_rate must be a positive number, got {self.learning_rate}",
+            ),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.num_negatives >= 1, f"num_negatives must be >= 1, got {self.num_negatives}"),
+            (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
+            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}"),
+            (
+                self.grad_accumulation >= 1,
+                f"grad_accumulation must be >= 1, got {self.grad_accumulation}",
+            ),
+            (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("extra")
+        values["layers"] = list(self.layers)
+        return values
+
+    def resumable_with(self, other: TrainConfig) -> bool:
+        """A checkpoint may continue with more epochs or patience, nothing else may change."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        for loose in ("epochs", "patience", "gpu", "amp"):
+            mine.pop(loose)
+            theirs.pop(loose)
+        return mine == theirs

@@ -1,0 +1,58 @@
+"""The processed split as tensors on the training device, read once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from preprocessing.manifest import read_split
+from preprocessing.split import Holdout
+
+
+@dataclass(frozen=True)
+class HoldoutTensors:
+    users: torch.Tensor  # (N,)
+    items: torch.Tensor  # (N,) the held-out positive
+    negatives: torch.Tensor  # (N, M) never-seen candidates
+
+    @classmethod
+    def from_holdout(cls, holdout: Holdout, device: torch.device) -> HoldoutTensors:
+        frame = holdout.frame
+        return cls(
+            users=torch.as_tensor(frame["user"].to_numpy(), dtype=torch.long, device=device),
+            items=torch.as_tensor(frame["item"].to_numpy(), dtype=torch.long, device=device),
+            negatives=torch.as_tensor(holdout.negatives, dtype=torch.long, device=device),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    n_users: int
+    n_items: int
+    users: torch.Tensor  # training positives
+    items: torch.Tensor
+    validation: HoldoutTensors | None
+    test: HoldoutTensors
+    source: Path | None = None
+    manifest_sha256: str | None = None
+
+    @classmethod
+    def load(cls, folder: Path, device: torch.device) -> TrainingData:
+        from preprocessing.manifest import sha256_of
+        from preprocessing.schema import MANIFEST_FILE
+
+        split = read_split(folder)
+        return cls(
+            n_users=split.n_users,
+            n_items=split.n_items,
+            users=torch.as_tensor(split.train["user"].to_numpy(), dtype=torch.long, device=device),
+            items=torch.as_tensor(split.train["item"].to_numpy(), dtype=torch.long, device=device),
+            validation=None
+            if split.validation is None
+            else HoldoutTensors.from_holdout(split.validation, device),
+            test=HoldoutTensors.from_holdout(split.test, device),
+            source=folder,
+            manifest_sha256=sha256_of(folder / MANIFEST_FILE),
+        )

@@ -1,0 +1,318 @@
+"""The training loop: whole-epoch tensor sampling, large batches, one evaluation pass an epoch.
+
+Model selection (early stopping and the epoch whose weights are kept) looks only at the
+validation hold-out; test metrics are logged every epoch for the curves but never steer anything.
+The loop is resumable at any optimiser step: an epoch's negatives and order come from a
+generator seeded by (seed, epoch), so a restarted job regenerates exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
+from training.config import TrainConfig
+from training.data import TrainingData
+from training.evaluate import evaluate_full_catalogue, evaluate_holdout
+from training.losses import LOSSES
+from training.models import build_model
+from training.sampling import NegativeSampler
+from training.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss diverged; the message names the epoch and what to try."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM arrived; the checkpoint holds everything needed to resume."""
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(gpu: str) -> torch.device:
+    if gpu == "false":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if gpu == "true":
+        raise RuntimeError(
+            "--gpu true was asked for but PyTorch sees no CUDA device "
+            f"(torch {torch.__version__}, cuda build: {torch.version.cuda}). Use --gpu auto or "
+            "false, or check the NVIDIA driver / container toolkit (lesson 01)."
+        )
+    return torch.device("cpu")
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+
+
+class _Precision:
+    """bf16 autocast where the GPU has it, fp16 with loss scaling otherwise, fp32 on CPU."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.device = device
+        self.dtype = None
+        if enabled and device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def fit(
+    config: TrainConfig,
+    data: TrainingData,
+    *,
+    device: torch.device,
+    model: nn.Module | None = None,
+    checkpoints: CheckpointStore | None = None,
+    tracker: Tracker | None = None,
+    stop: StopRequest | None = None,
+    progress: bool = True,
+) -> FitResult:
+    model = model or build_model(
+        config.model, data.n_users, data.n_items, config.num_factors, config.layers
+    )
+    model = model.to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.l2,
+        fused=True,
+    )
+    precision = _Precision(device, config.amp)
+    state = _TrainState()
+    resumed = checkpoints.load() if checkpoints else None
+    if resumed is not None:
+        state = _TrainState.restore(resumed, config, model, optimizer, checkpoints)
+
+    sampler = NegativeSampler(data.users, data.items, data.n_items)
+    loss_fn = LOSSES[config.loss]
+    steps = math.ceil(len(data.users) / config.batch_size)
+    epochs = tqdm(
+        range(state.epoch, config.epochs),
+        desc=f"train {config.model}",
+        unit="epoch",
+        disable=not progress or None,
+        initial=state.epoch,
+        total=config.epochs,
+    )
+    for epoch in epochs:
+        if state.stopped_early:
+            break
+        started = time.perf_counter()
+        users, candidates = _epoch_batches(data, sampler, config, epoch, device)
+        model.train()
+        for step in range(state.step, steps):
+            batch = slice(step * config.batch_size, (step + 1) * config.batch_size)
+            with precision.autocast():
+                scores = model(users[batch], candidates[batch]).float()
+                loss = loss_fn(scores[:, 0], scores[:, 1:])
+            precision.scaler.scale(loss / config.grad_accumulation).backward()
+            state.pending_loss = state.pending_loss + loss.detach()
+            boundary = (step + 1) % config.grad_accumulation == 0 or step + 1 == steps
+            if boundary:
+                precision.scaler.step(optimizer)
+                precision.scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                if stop and step + 1 < steps:
+                    state.step = step + 1
+                    _interrupt(checkpoints, state, model, optimizer, config, epoch)
+        train_loss = float(state.pending_loss) / steps
+        train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(
+                f"The training loss became {train_loss} in epoch {epoch + 1} of {config.model}. "
+                f"Lower --learning-rate (now {config.learning_rate}) or check the input data."
+            )
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "epoch_seconds": train_seconds}
+        row |= _evaluate(model, data, config)
+        state.record(row, model, has_validation=data.validation is not None, config=config)
+        epochs.set_postfix(loss=f"{train_loss:.4f}", **_postfix(row, config.top_k))
+        log.info("epoch %d %s", epoch + 1, _format_row(row))
+        if tracker:
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+        state.epoch, state.step, state.pending_loss = epoch + 1, 0, torch.zeros(())
+        if checkpoints:
+            checkpoints.save(state.snapshot(model, optimizer, config))
+        if stop and epoch + 1 < config.epochs and not state.stopped_early:
+            _interrupt(checkpoints, state, model, optimizer, config, epoch + 1)
+
+    model.load_state_dict(state.best_state or model.state_dict())
+    return FitResult(
+        model=model,
+        history=state.history,
+        best_epoch=state.best_epoch,
+        metrics=_final_metrics(model, data, config, state),
+    )
+
+
+def _epoch_batches(
+    data: TrainingData,
+    sampler: NegativeSampler,
+    config: TrainConfig,
+    epoch: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole epoch at once: shuffled positives, each followed by its fresh negatives."""
+    generator = epoch_generator(config.seed, epoch, device)
+    order = torch.randperm(len(data.users), generator=generator, device=device)
+    users = data.users[order]
+    negatives = sampler.sample(users, config.num_negatives, generator)
+    return users, torch.cat([data.items[order].unsqueeze(1), negatives], dim=1)
+
+
+def _evaluate(model: nn.Module, data: TrainingData, config: TrainConfig) -> dict[str, float]:
+    started = time.perf_counter()
+    row = {}
+    if data.validation is not None:
+        row |= _prefixed("val", evaluate_holdout(model, data.validation, config.top_k))
+    row |= _prefixed("test", evaluate_holdout(model, data.test, config.top_k))
+    row["eval_seconds"] = time.perf_counter() - started
+    return row
+
+
+def _final_metrics(
+    model: nn.Module, data: TrainingData, config: TrainConfig, state: _TrainState
+) -> dict[str, Any]:
+    best = next(row for row in state.history if row["epoch"] == state.best_epoch)
+    seen_users, seen_items = data.users, data.items
+    if data.validation is not None:
+        seen_users = torch.cat([seen_users, data.validation.users])
+        seen_items = torch.cat([seen_items, data.validation.items])
+    full = evaluate_full_catalogue(
+        model, data.test, seen_users, seen_items, data.n_items, config.top_k
+    )
+    return {
+        "best_epoch": state.best_epoch,
+        "epochs_run": len(state.history),
+        "selected_on": "validation" if data.validation is not None else "last epoch",
+        **{k: v for k, v in best.items() if k.startswith(("val_", "test_"))},
+        **_prefixed("test", full),
+        "mean_epoch_seconds": sum(r["epoch_seconds"] for r in state.history) / len(state.history),
+    }
+
+
+class _TrainState:
+    """Everything a checkpoint must hold to continue exactly where the run stopped."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.step = 0
+        self.pending_loss = torch.zeros(())
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.best_score = -math.inf
+        self.bad_epochs = 0
+        self.stopped_early = False
+
+    def record(
+        self, row: dict[str, float], model: nn.Module, *, has_validation: bool, config: TrainConfig
+    ) -> None:
+        self.history.append(row)
+        score = row[f"val_ndcg@{config.top_k}"] if has_validation else row["epoch"]
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, int(row["epoch"]), 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            self.stopped_early = self.bad_epochs >= config.patience
+
+    def snapshot(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
+    ) -> dict[str, Any]:
+        return {
+            "config": config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "pending_loss": self.pending_loss.detach().cpu(),
+            "history": self.history,
+            "best_state": self.best_state,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        saved: dict[str, Any],
+        config: TrainConfig,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        store: CheckpointStore,
+    ) -> _TrainState:
+        if not config.resumable_with(TrainConfig(**saved["config"])):
+            raise CheckpointError(
+                f"{store.path} was written by a run with other hyperparameters "
+                f"({saved['config']}). Use a new --checkpoint-dir for a new configuration."
+            )
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = cls()
+        state.epoch, state.step = saved["epoch"], saved["step"]
+        state.pending_loss = saved["pending_loss"].to(next(model.parameters()).device)
+        state.history = saved["history"]
+        state.best_state = saved["best_state"]
+        state.best_epoch, state.best_score = saved["best_epoch"], saved["best_score"]
+        state.bad_epochs, state.stopped_early = saved["bad_epochs"], saved["stopped_early"]
+        log.info("resuming from %s at epoch %d, step %d", store.path, state.epoch + 1, state.step)
+        return state
+
+
+def _interrupt(
+    checkpoints: CheckpointStore | None,
+    state: _TrainState,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    epoch: int,
+) -> None:
+    state.epoch = epoch
+    where = f"epoch {epoch + 1}, step {state.step}"
+    if checkpoints is None:
+        raise TrainingInterrupted(f"Stopped by SIGTERM at {where}; no checkpoint dir was set.")
+    checkpoints.save(state.snapshot(model, optimizer, config))
+    raise TrainingInterrupted(
+        f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
+        "Start the job again with the same checkpoint dir to resume."
+    )
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{key}": value for key, value in metrics.items()}
+
+
+def _postfix(row: dict[str, float], k: int) -> dict[str, str]:
+    split = "val" if f"val_hr@{k}" in row else "test"
+    return {f"{split}_hr": f"{row[f'{split}_hr@{k}']:.3f}"}
+
+
+def _format_row(row: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
