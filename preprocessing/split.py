@@ -144,7 +144,7 @@ def _finish(
 
 def _check_history_lengths(frame: pd.DataFrame, user_ids: pd.Index, needed: int) -> None:
     counts = np.bincount(frame["user"].to_numpy(), minlength=len(user_ids))
-    short = np.flatnonzero(counts <= needed - 1)
+    short = np.flatnonzero(counts <= needed)
     if short.size:
         examples = ", ".join(str(user_ids[i]) for i in short[:5])
         raise ValueError(

@@ -1,13 +1,13 @@
 """MovieLens-shaped interactions with a planted taste structure, for CI and scale tests.
 
-Real MovieLens cannot be committed or downloaded on every machine, and it hides what a good model
-should find. This generator makes data of any size, deterministic by seed, that looks like MovieLens
-where it matters to the course (every user has at least 20 ratings, history lengths are heavy-tailed,
-item popularity is Zipf-like, timestamps increase per user) and that holds a known answer: every
-user and item belongs to one of ``n_clusters`` taste clusters, and a user draws most of its items
-from its own cluster. Each user's history is put in a random order before timestamps are assigned,
-so the latest (held-out) interaction follows the same structure as the rest and leave-one-out
-evaluation rewards a model that learns the clusters.
+Real MovieLens cannot be committed or downloaded on every machine, and it hides what a good
+model should find. This generator makes data of any size, deterministic by seed, that looks like
+MovieLens where it matters to the course (every user has at least 20 ratings, history lengths
+are heavy-tailed, item popularity is Zipf-like, timestamps increase per user) and that holds a
+known answer: every user and item belongs to one of ``n_clusters`` taste clusters, and a user
+draws most of its items from its own cluster. Each user's history is shuffled before timestamps
+are assigned, so the latest (held-out) interaction follows the same structure as the rest and
+leave-one-out evaluation rewards a model that learns the clusters.
 
 Everything is vectorised: no Python loop runs per user or per row.
 """
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from preprocessing.datasets import RATINGS_FILES
+from preprocessing.loaders import RAW_FORMATS
 
 MIN_HISTORY = 20  # MovieLens keeps only users with at least 20 ratings.
 
@@ -37,27 +37,32 @@ SHAPES: dict[str, tuple[int, int, int]] = {
     "ml-32m": (200948, 87585, 32_000_204),
 }
 
-# Extra history beyond MIN_HISTORY is lognormal: sigma 1.15 gives ML-1M's mean/median ratio (~1.9).
-HISTORY_SIGMA = 1.15
+# Extra history beyond MIN_HISTORY is lognormal; sigma 1.35 gives history-length quartiles of
+# 46 / 82 / 176 at the ML-1M shape (the real ones: 44 / 96 / 208).
+HISTORY_SIGMA = 1.35
 # Heaviest users rate about half the catalogue in MovieLens (ML-100K: 737 of 1,682 items).
 MAX_CATALOGUE_SHARE = 0.5
-# Zipf weight 1/(rank + offset): an offset of 50 (over the whole catalogue) gives the top item
-# ~0.3-0.4% of all interactions, as in ML-1M and ML-32M, instead of saturating every user.
-POPULARITY_OFFSET = 50.0
+# Zipf weight 1/(rank + offset) over the whole catalogue: an offset of 10 lets the top item reach
+# about half the users, as in MovieLens (ML-1M: 3,428 of 6,040), without every user seeing it.
+POPULARITY_OFFSET = 10.0
 INITIAL_OVERSAMPLING = 1.5  # draws per wanted item in the first round; later rounds adapt.
 OVERSAMPLING_MARGIN = 1.2
 
 TIME_START = 852_076_800  # 1997-01-01 00:00:00 UTC
 TIME_END = 1_546_300_800  # 2019-01-01 00:00:00 UTC (exclusive)
 DAY = 86_400
-MEDIAN_ACTIVE_DAYS = 30.0  # many MovieLens users rate everything in one session; some for years.
+# Days between a user's first and last rating: lognormal, as most MovieLens users rate in a burst
+# and a few come back for years.
+MEDIAN_ACTIVE_DAYS = 30.0
+ACTIVE_DAYS_SIGMA = 2.0
 
-# Ratings: a user and item bias plus a bonus for an item of the user's own taste cluster.
-RATING_BASE = 3.2
+# Ratings: a user and item bias plus a bonus for an item of the user's own taste cluster, rounded.
+# These give a mean of ~3.55 and a spread close to ML-1M's (mean 3.58).
+RATING_BASE = 3.3
 OWN_CLUSTER_BONUS = 0.6
 USER_BIAS_SD = 0.35
-ITEM_BIAS_SD = 0.45
-RATING_NOISE_SD = 0.8
+ITEM_BIAS_SD = 0.5
+RATING_NOISE_SD = 1.0
 
 # Independent random streams, so changing how one part is drawn leaves the others as they were.
 _ITEMS, _USERS, _LENGTHS, _DRAWS, _ORDER, _RATINGS, _TIMES = range(7)
@@ -72,11 +77,11 @@ class _Catalogue:
     """Items laid out by cluster: the item of popularity rank r in cluster c is slots[r * C + c]."""
 
     slots: np.ndarray  # a permutation of the item indices
-    n_clusters: int
+    sizes: np.ndarray  # items per cluster
 
     @property
-    def sizes(self) -> np.ndarray:
-        return (len(self.slots) - np.arange(self.n_clusters) + self.n_clusters - 1) // self.n_clusters
+    def n_clusters(self) -> int:
+        return len(self.sizes)
 
     @property
     def offset(self) -> float:
@@ -91,8 +96,8 @@ class _Catalogue:
     def draw(self, clusters: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One item per entry of ``clusters``, Zipf-distributed over that cluster's items.
 
-        Inverse-CDF of the weight 1/(x + offset) integrated over each rank's unit interval: O(1)
-        per draw, where a search through cumulative weights would cost a cache miss per level.
+        Inverse CDF of the weight 1/(x + offset) integrated over each rank's unit interval: O(1)
+        per draw, where searching cumulative weights (as rng.choice does) is ~5x slower at scale.
         """
         k = self.offset
         size = self.sizes[clusters]
@@ -105,7 +110,10 @@ class _Catalogue:
 
 def _catalogue(n_items: int, n_clusters: int, seed: int) -> _Catalogue:
     """Balanced clusters (sizes differ by at most one) with interleaved popularity ranks."""
-    return _Catalogue(slots=_rng(seed, _ITEMS).permutation(n_items), n_clusters=n_clusters)
+    return _Catalogue(
+        slots=_rng(seed, _ITEMS).permutation(n_items),
+        sizes=np.bincount(np.arange(n_items) % n_clusters),
+    )
 
 
 def _user_clusters(n_users: int, n_clusters: int, seed: int) -> np.ndarray:
@@ -190,15 +198,20 @@ def _check_arguments(
             "Raise n_items or n_users."
         )
     _check_clusters(n_items, n_clusters)
-    if not 0.0 <= own_cluster_share <= 1.0:
-        raise ValueError(f"own_cluster_share is a probability; got {own_cluster_share}.")
+    if not 0.0 <= own_cluster_share < 1.0:
+        raise ValueError(
+            "own_cluster_share must be at least 0 and below 1, so that users whose history is "
+            f"longer than their cluster can still fill it; got {own_cluster_share}."
+        )
 
 
 def _history_lengths(
     n_users: int, n_items: int, n_interactions: int, rng: np.random.Generator
 ) -> np.ndarray:
     """MIN_HISTORY plus a lognormal share of the rest, capped, summing exactly to the total."""
-    cap = min(n_items - 1, max(math.ceil(n_interactions / n_users), int(MAX_CATALOGUE_SHARE * n_items)))
+    cap = min(
+        n_items - 1, max(math.ceil(n_interactions / n_users), int(MAX_CATALOGUE_SHARE * n_items))
+    )
     extra = _water_fill(
         rng.lognormal(sigma=HISTORY_SIGMA, size=n_users),
         total=n_interactions - MIN_HISTORY * n_users,
@@ -296,7 +309,11 @@ def _in_random_order_per_user(
 
 
 def _ratings(
-    users: np.ndarray, items: np.ndarray, own: np.ndarray, half_stars: bool, rng: np.random.Generator
+    users: np.ndarray,
+    items: np.ndarray,
+    own: np.ndarray,
+    half_stars: bool,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     user_bias = rng.normal(0.0, USER_BIAS_SD, size=users.max() + 1)
     item_bias = rng.normal(0.0, ITEM_BIAS_SD, size=items.max() + 1)
@@ -312,13 +329,14 @@ def _ratings(
 
 
 def _timestamps(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Strictly increasing Unix seconds per user, inside [TIME_START, TIME_END).
+    """Strictly increasing Unix seconds per user, for rows grouped by user in id order.
 
     Each user is active for a lognormal number of days from a uniform moment on; its interactions
     are spread over that span by exponential gaps, plus one second per step so none coincide.
+    Every timestamp lies in [TIME_START, TIME_END).
     """
     window = TIME_END - TIME_START
-    span = rng.lognormal(np.log(MEDIAN_ACTIVE_DAYS * DAY), 2.0, size=len(lengths))
+    span = rng.lognormal(np.log(MEDIAN_ACTIVE_DAYS * DAY), ACTIVE_DAYS_SIGMA, size=len(lengths))
     span = np.maximum(np.minimum(span, window).astype(np.int64), lengths)
     start = TIME_START + (rng.random(len(lengths)) * (window - span)).astype(np.int64)
     owner = np.repeat(np.arange(len(lengths)), lengths)
@@ -328,3 +346,78 @@ def _timestamps(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     fraction = (elapsed - before[owner]) / (elapsed[first + lengths - 1] - before)[owner]
     stretch = np.floor(fraction * (span - lengths)[owner]).astype(np.int64)
     return start[owner] + (np.arange(len(owner)) - first[owner]) + stretch
+
+
+@dataclass(frozen=True)
+class _Layout:
+    separator: str
+    header: str | None
+    rating_format: str  # how one rating prints, e.g. "4" and "3.5", or "4.0" and "3.5"
+
+
+# The byte layout of each release's ratings file, so the real loader reads what this writes.
+_LAYOUTS = {
+    "ml-100k": _Layout(separator="\t", header=None, rating_format="{:g}"),
+    "ml-1m": _Layout(separator="::", header=None, rating_format="{:g}"),
+    "ml-csv": _Layout(
+        separator=",", header="userId,movieId,rating,timestamp", rating_format="{:.1f}"
+    ),
+}
+_HALF_STARS = np.arange(11) / 2  # every rating MovieLens can hold: 0.5..5 (0 only as a label)
+_WRITE_ROWS = 1 << 20
+
+
+def write_raw(df: pd.DataFrame, out_dir: Path, raw_format: str) -> Path:
+    """Write ``df`` (``schema.RAW_COLUMNS``) as the ratings file of a real MovieLens release.
+
+    "ml-100k": ``u.data``, tab-separated; "ml-1m": ``ratings.dat``, ``::``-separated, ratings like
+    ``4`` and ``3.5`` (ML-1M, ML-10M); "ml-csv": ``ratings.csv`` with a header, ratings like ``4.0``
+    (ML-20M and later). Written under a temporary name, then renamed, so no reader sees half a file.
+    """
+    if raw_format not in _LAYOUTS:
+        raise ValueError(f"Unknown raw_format {raw_format!r}; choose one of {', '.join(_LAYOUTS)}.")
+    layout = _LAYOUTS[raw_format]
+    table = pa.table(
+        {
+            "user_id": df["user_id"].to_numpy(np.int64),
+            "item_id": df["item_id"].to_numpy(np.int64),
+            "rating": _rating_labels(df["rating"].to_numpy(np.float64), layout.rating_format),
+            "timestamp": df["timestamp"].to_numpy(np.int64),
+        }
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RAW_FORMATS[raw_format].file_name
+    partial = path.with_name(path.name + ".part")
+    with partial.open("wb") as out:
+        if layout.header:
+            out.write(f"{layout.header}\n".encode())
+        for batch in table.to_batches(max_chunksize=_WRITE_ROWS):
+            out.write(_csv_bytes(batch, layout.separator))
+    partial.replace(path)
+    return path
+
+
+def _rating_labels(ratings: np.ndarray, rating_format: str) -> pa.Array:
+    """Ratings as MovieLens prints them: a lookup of 11 labels, not a format call per row."""
+    halves = ratings * 2
+    if not (np.array_equal(halves, np.rint(halves)) and halves.min() >= 1 and halves.max() <= 10):
+        raise ValueError(
+            "MovieLens ratings run from 0.5 to 5 in half steps; these run from "
+            f"{ratings.min():g} to {ratings.max():g} and may fall between steps. "
+            "Round them (generate() does) before writing."
+        )
+    labels = pa.array([rating_format.format(value) for value in _HALF_STARS])
+    return pc.take(labels, pa.array(halves.astype(np.int64)))
+
+
+def _csv_bytes(batch: pa.RecordBatch, separator: str) -> bytes:
+    """pyarrow writes one-character separators; ``::`` is written as tabs, then replaced."""
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(
+        include_header=False,
+        delimiter=separator if len(separator) == 1 else "\t",
+        quoting_style="none",
+    )
+    pacsv.write_csv(batch, sink, options)
+    text = sink.getvalue().to_pybytes()
+    return text if len(separator) == 1 else text.replace(b"\t", separator.encode())

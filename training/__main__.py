@@ -22,6 +22,7 @@ from preprocessing.schema import SchemaError
 from training.artifacts import ArtifactError
 from training.checkpoint import CheckpointError
 from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
+from training.tracking import local_tracking_uri
 from training.train import NonFiniteLossError, TrainingInterrupted
 
 SM_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
@@ -60,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pretrained-gmf", type=Path, default=_env_path("SM_CHANNEL_GMF"))
     parser.add_argument("--pretrained-mlp", type=Path, default=_env_path("SM_CHANNEL_MLP"))
-    parser.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"))
+    parser.add_argument(
+        "--tracking-uri",
+        default=env("MLFLOW_TRACKING_URI"),
+        help="MLflow server or store (default: $MLFLOW_TRACKING_URI, else a local SQLite store)",
+    )
     parser.add_argument("--experiment", default=env("MLFLOW_EXPERIMENT_NAME", "ncf"))
     parser.add_argument("--run-name", default=None)
     return parser
@@ -143,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             pretrained_gmf=_model_folder(args.pretrained_gmf),
             pretrained_mlp=_model_folder(args.pretrained_mlp),
-            tracking_uri=args.tracking_uri,
+            tracking_uri=args.tracking_uri
+            or local_tracking_uri(Path(os.environ.get("SM_OUTPUT_DATA_DIR", "mlruns"))),
             experiment=args.experiment,
             run_name=args.run_name,
         )

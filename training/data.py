@@ -21,9 +21,9 @@ class HoldoutTensors:
     def from_holdout(cls, holdout: Holdout, device: torch.device) -> HoldoutTensors:
         frame = holdout.frame
         return cls(
-            users=torch.as_tensor(frame["user"].to_numpy(), dtype=torch.long, device=device),
-            items=torch.as_tensor(frame["item"].to_numpy(), dtype=torch.long, device=device),
-            negatives=torch.as_tensor(holdout.negatives, dtype=torch.long, device=device),
+            users=torch.tensor(frame["user"].to_numpy(), dtype=torch.long, device=device),
+            items=torch.tensor(frame["item"].to_numpy(), dtype=torch.long, device=device),
+            negatives=torch.tensor(holdout.negatives, dtype=torch.long, device=device),
         )
 
 
@@ -47,8 +47,8 @@ class TrainingData:
         return cls(
             n_users=split.n_users,
             n_items=split.n_items,
-            users=torch.as_tensor(split.train["user"].to_numpy(), dtype=torch.long, device=device),
-            items=torch.as_tensor(split.train["item"].to_numpy(), dtype=torch.long, device=device),
+            users=torch.tensor(split.train["user"].to_numpy(), dtype=torch.long, device=device),
+            items=torch.tensor(split.train["item"].to_numpy(), dtype=torch.long, device=device),
             validation=None
             if split.validation is None
             else HoldoutTensors.from_holdout(split.validation, device),

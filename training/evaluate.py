@@ -4,10 +4,12 @@ ranking against the full catalogue of items the user has not interacted with in 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from training.data import HoldoutTensors
+from training.data import HoldoutTensors, TrainingData
 from training.metrics import pessimistic_rank, ranking_metrics
 
 # Scores per chunk: bounds memory for big catalogues while keeping the pass vectorised.
@@ -87,3 +89,29 @@ def evaluate_full_catalogue(
         model.train(was_training)
     metrics = ranking_metrics(ranks, k)
     return {f"full_recall@{k}": metrics[f"hr@{k}"], f"full_ndcg@{k}": metrics[f"ndcg@{k}"]}
+
+
+def evaluate_test(model: nn.Module, data: TrainingData, k: int) -> dict[str, float]:
+    """Test metrics on both views; validation positives count as seen for the catalogue view."""
+    seen_users, seen_items = data.users, data.items
+    if data.validation is not None:
+        seen_users = torch.cat([seen_users, data.validation.users])
+        seen_items = torch.cat([seen_items, data.validation.items])
+    return evaluate_holdout(model, data.test, k) | evaluate_full_catalogue(
+        model, data.test, seen_users, seen_items, data.n_items, k
+    )
+
+
+def evaluate_artifact(model_dir: Path, data_dir: Path, k: int = 10) -> dict[str, float]:
+    """Score a saved model folder on a processed split, as serving would load it."""
+    from training.artifacts import ArtifactError, load_model
+
+    model, config = load_model(model_dir)
+    data = TrainingData.load(data_dir, torch.device("cpu"))
+    trained_on = config.get("data", {}).get("manifest_sha256")
+    if trained_on != data.manifest_sha256:
+        raise ArtifactError(
+            f"{model_dir} was trained on another processed split than {data_dir} "
+            "(manifest checksums differ); evaluate it on the data it was trained on."
+        )
+    return evaluate_test(model, data, k)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def default_tracking_uri(local_dir: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or (local_dir / "mlruns").resolve().as_uri()
+def local_tracking_uri(folder: Path) -> str:
+    """A SQLite store in ``folder`` (MLflow 3 keeps plain-file stores in maintenance mode)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
 class Tracker:
@@ -66,7 +69,9 @@ class Tracker:
             experiment_id = (
                 experiment.experiment_id
                 if experiment
-                else self._client.create_experiment(self.experiment)
+                else self._client.create_experiment(
+                    self.experiment, artifact_location=self._artifact_location()
+                )
             )
             run = self._client.create_run(experiment_id, run_name=self.run_name, tags=tags)
         except Exception as exc:
@@ -81,11 +86,15 @@ class Tracker:
             params=[Param(key, str(value)) for key, value in params.items()],
         )
 
+    def _artifact_location(self) -> str | None:
+        """Next to a local SQLite store; a server decides for itself."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return None
+        return (Path(self.tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self.run_id is None:
             return
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import TrainConfig
 from training.data import TrainingData
-from training.evaluate import evaluate_full_catalogue, evaluate_holdout
+from training.evaluate import evaluate_holdout, evaluate_test
 from training.losses import LOSSES
 from training.models import build_model
 from training.sampling import NegativeSampler
@@ -92,9 +92,12 @@ def fit(
     stop: StopRequest | None = None,
     progress: bool = True,
 ) -> FitResult:
-    model = model or build_model(
-        config.model, data.n_users, data.n_items, config.num_factors, config.layers
-    )
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = build_model(
+                config.model, data.n_users, data.n_items, config.num_factors, config.layers
+            )
     model = model.to(device)
     optimizer = torch.optim.Adam(
         model.parameters(),
@@ -198,13 +201,9 @@ def _final_metrics(
     model: nn.Module, data: TrainingData, config: TrainConfig, state: _TrainState
 ) -> dict[str, Any]:
     best = next(row for row in state.history if row["epoch"] == state.best_epoch)
-    seen_users, seen_items = data.users, data.items
-    if data.validation is not None:
-        seen_users = torch.cat([seen_users, data.validation.users])
-        seen_items = torch.cat([seen_items, data.validation.items])
-    full = evaluate_full_catalogue(
-        model, data.test, seen_users, seen_items, data.n_items, config.top_k
-    )
+    full = {
+        k: v for k, v in evaluate_test(model, data, config.top_k).items() if k.startswith("full")
+    }
     return {
         "best_epoch": state.best_epoch,
         "epochs_run": len(state.history),

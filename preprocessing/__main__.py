@@ -1,0 +1,112 @@
+"""``python -m preprocessing``: the processing entry point, on a laptop and as a SageMaker job.
+
+Inside a SageMaker processing container (``/opt/ml/processing`` exists) the defaults follow the
+job's layout: raw files from ``/opt/ml/processing/input/raw``, the split to
+``/opt/ml/processing/output/processed``. Flags always win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from preprocessing.datasets import DownloadError
+from preprocessing.job import dataset_choices, resolve_source, run_preprocessing
+from preprocessing.synthetic import SHAPES
+from preprocessing.validation import DataValidationError
+
+PROCESSING_ROOT = Path("/opt/ml/processing")
+PROCESSING_INPUT = PROCESSING_ROOT / "input" / "raw"
+PROCESSING_OUTPUT = PROCESSING_ROOT / "output" / "processed"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    in_job = PROCESSING_ROOT.is_dir()
+    parser = argparse.ArgumentParser(
+        prog="python -m preprocessing",
+        description="Validate MovieLens ratings and write the NCF leave-one-out split.",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="ml-1m",
+        help=f"one of {', '.join(dataset_choices())} (default ml-1m)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=PROCESSING_INPUT if in_job and PROCESSING_INPUT.is_dir() else None,
+        help="a folder holding the dataset's files (skips the download)",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=Path("data-cache"))
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=PROCESSING_OUTPUT if in_job else None,
+        required=not in_job,
+    )
+    parser.add_argument(
+        "--policy",
+        choices=("fail", "drop"),
+        default="fail",
+        help="fail: stop on any bad row (default); drop: move bad rows to rejects.csv",
+    )
+    parser.add_argument("--num-negatives", type=int, default=99)
+    parser.add_argument(
+        "--validation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold out each user's second-latest interaction for early stopping",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--synthetic-shape", choices=sorted(SHAPES), default="ml-100k")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.num_negatives < 1:
+        build_parser().error("--num-negatives must be >= 1")
+    try:
+        source = resolve_source(
+            args.dataset,
+            data_dir=args.data_dir,
+            cache_dir=args.cache_dir,
+            synthetic_shape=args.synthetic_shape,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        result = run_preprocessing(
+            source,
+            args.output_dir,
+            policy=args.policy,
+            validation=args.validation,
+            num_negatives=args.num_negatives,
+            seed=args.seed,
+        )
+    except DataValidationError as exc:
+        print(exc, file=sys.stderr)
+        print(
+            "error: the raw data failed validation; fix the file or re-run with --policy drop "
+            "to move the bad rows to rejects.csv",
+            file=sys.stderr,
+        )
+        return 1
+    except (DownloadError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(result.report.format())
+    counts = result.manifest["counts"]
+    print(
+        f"wrote {args.output_dir}: {counts['users']:,} users, {counts['items']:,} items, "
+        f"{counts['train']:,} train, {counts['validation']:,} validation, "
+        f"{counts['test']:,} test interactions"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

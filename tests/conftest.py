@@ -1,0 +1,35 @@
+"""Shared fixtures: real MovieLens-100K when ../shared has it, and small generated splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from preprocessing.manifest import write_split
+from preprocessing.split import leave_one_out
+from preprocessing.synthetic import generate
+
+REPO = Path(__file__).resolve().parents[1]
+ML100K = REPO.parent / "shared" / "data" / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    if not (ML100K / "u.data").is_file():
+        pytest.skip("real MovieLens-100K not found at ../shared/data/ml-100k")
+    return ML100K
+
+
+@pytest.fixture(scope="session")
+def small_interactions():
+    """300 users, 400 items, 20k interactions with planted taste clusters."""
+    return generate(300, 400, 20_000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def processed_dir(tmp_path_factory, small_interactions) -> Path:
+    """A processed split on disk, as the processing stage writes it."""
+    folder = tmp_path_factory.mktemp("processed")
+    write_split(leave_one_out(small_interactions, seed=1), folder, extra={"params": {"seed": 1}})
+    return folder

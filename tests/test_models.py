@@ -1,0 +1,59 @@
+"""Model shapes, gradients, the factored first MLP layer, and NeuMF pre-training."""
+
+import pytest
+import torch
+
+from training.models import GMF, MLP, NeuMF, build_model, count_parameters
+
+N_USERS, N_ITEMS = 11, 17
+
+
+@pytest.mark.parametrize("name", ["gmf", "mlp", "neumf"])
+def test_scores_one_item_or_many_candidates(name):
+    model = build_model(name, N_USERS, N_ITEMS, 8, (64, 32, 16, 8))
+    users = torch.tensor([0, 3, 10])
+    assert model(users, torch.tensor([1, 2, 16])).shape == (3,)
+    candidates = torch.randint(0, N_ITEMS, (3, 5))
+    scores = model(users, candidates)
+    assert scores.shape == (3, 5)
+    # scoring a (B, C) block equals scoring each column on its own
+    for column in range(5):
+        torch.testing.assert_close(scores[:, column], model(users, candidates[:, column]))
+
+
+@pytest.mark.parametrize("name", ["gmf", "mlp", "neumf"])
+def test_every_parameter_gets_a_gradient(name):
+    model = build_model(name, N_USERS, N_ITEMS, 4, (16, 8))
+    model(torch.arange(N_USERS), torch.arange(N_USERS)).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert missing == []
+
+
+def test_factored_first_layer_equals_the_concatenation():
+    mlp = MLP(N_USERS, N_ITEMS, (16, 8, 4))
+    users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
+    joined = torch.cat([mlp.user_embedding(users), mlp.item_embedding(items)], dim=-1)
+    hidden = torch.relu(mlp.tower[0](joined))
+    expected = mlp.predict(torch.relu(mlp.tower[1](hidden))).squeeze(-1)
+    torch.testing.assert_close(mlp(users, items), expected)
+
+
+def test_parameter_counts_match_the_paper_layout():
+    gmf = GMF(100, 50, 8)
+    assert count_parameters(gmf) == 100 * 8 + 50 * 8 + 8 + 1
+    mlp = MLP(100, 50, (64, 32, 16, 8))
+    embeddings = (100 + 50) * 32
+    tower = 64 * 32 + 32 + 32 * 16 + 16 + 16 * 8 + 8
+    assert count_parameters(mlp) == embeddings + tower + 8 + 1
+
+
+def test_neumf_pretrained_with_alpha_one_is_the_gmf():
+    gmf, mlp = GMF(N_USERS, N_ITEMS, 8), MLP(N_USERS, N_ITEMS, (16, 8))
+    neumf = NeuMF(N_USERS, N_ITEMS, 8, (16, 8))
+    neumf.load_pretrained(gmf, mlp, alpha=1.0)
+    users, items = torch.arange(5), torch.arange(5)
+    torch.testing.assert_close(neumf(users, items), gmf(users, items))
+    neumf.load_pretrained(gmf, mlp, alpha=0.5)
+    torch.testing.assert_close(
+        neumf(users, items), 0.5 * gmf(users, items) + 0.5 * mlp(users, items)
+    )

@@ -1,0 +1,81 @@
+"""MLflow tracking records a run locally and never stops training when the server is away."""
+
+import http.server
+import logging
+import socket
+import threading
+
+import pytest
+from mlflow import MlflowClient
+
+from training.tracking import Tracker, local_tracking_uri
+
+
+def test_local_store_gets_params_metrics_per_epoch_and_artifacts(tmp_path):
+    tracker = Tracker(local_tracking_uri(tmp_path / "store"), "exp", "run")
+    tracker.start({"num_factors": 8, "layers": [16, 8]})
+    for epoch in (1, 2):
+        tracker.log_metrics({"val_hr@10": 0.1 * epoch}, step=epoch)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    tracker.log_artifacts(tmp_path / "model")
+    tracker.end()
+    assert tracker.enabled
+    client = MlflowClient(tracking_uri=tracker.tracking_uri)
+    run = client.get_run(tracker.run_id)
+    assert run.data.params == {"num_factors": "8", "layers": "[16, 8]"}
+    history = client.get_metric_history(tracker.run_id, "val_hr_at_10")
+    assert [(m.step, round(m.value, 3)) for m in history] == [(1, 0.1), (2, 0.2)]
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "model")] == ["model/config.json"]
+    assert run.info.status == "FINISHED"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_server_warns_once_and_goes_on(caplog):
+    tracker = Tracker(f"http://127.0.0.1:{free_port()}", "exp")
+    with caplog.at_level(logging.WARNING):
+        tracker.start({"a": 1})
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.end()
+    assert not tracker.enabled
+    warnings = [r for r in caplog.records if "unavailable" in r.message]
+    assert len(warnings) == 1
+    assert "training continues without tracking" in warnings[0].message
+
+
+class HealthyButBroken(http.server.BaseHTTPRequestHandler):
+    """Answers /health, fails every API call: a server that dies after the run starts."""
+
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 500)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def broken_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HealthyButBroken)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_failing_calls_disable_tracking_once(broken_server, caplog):
+    tracker = Tracker(broken_server, "exp")
+    with caplog.at_level(logging.WARNING):
+        tracker.start({"a": 1})
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.end()
+    assert not tracker.enabled
+    assert len([r for r in caplog.records if "unavailable" in r.message]) == 1

@@ -1,0 +1,116 @@
+"""The training loop: it learns, stops on NaN, and resumes exactly after SIGTERM."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
+from training.config import ConfigError, TrainConfig
+from training.data import TrainingData
+from training.models import build_model
+from training.train import NonFiniteLossError, TrainingInterrupted, fit
+
+CPU = torch.device("cpu")
+FAST = {"epochs": 3, "batch_size": 256, "num_factors": 8, "layers": (16, 8), "patience": 3}
+
+
+@pytest.fixture(scope="module")
+def data(processed_dir):
+    return TrainingData.load(processed_dir, CPU)
+
+
+@pytest.mark.parametrize(("model", "loss"), [("gmf", "bce"), ("mlp", "bpr"), ("neumf", "softmax")])
+def test_learns_the_planted_structure(data, model, loss):
+    config = TrainConfig(model=model, loss=loss, learning_rate=0.01, **(FAST | {"epochs": 5}))
+    result = fit(config, data, device=CPU, progress=False)
+    # 100 candidates: a random ranking hits the top 10 one time in ten.
+    assert result.metrics["test_hr@10"] > 0.2
+    assert len(result.history) == 5
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.metrics["selected_on"] == "validation"
+    assert 0 < result.metrics["test_full_recall@10"] <= 1
+
+
+def test_kept_model_is_the_best_validation_epoch(data):
+    config = TrainConfig(model="gmf", learning_rate=0.01, **FAST)
+    result = fit(config, data, device=CPU, progress=False)
+    best = max(result.history, key=lambda row: row["val_ndcg@10"])
+    assert result.best_epoch == best["epoch"]
+    assert result.metrics["val_ndcg@10"] == best["val_ndcg@10"]
+
+
+def test_early_stopping_respects_patience(data):
+    config = TrainConfig(model="gmf", learning_rate=1e-9, **(FAST | {"epochs": 10, "patience": 1}))
+    result = fit(config, data, device=CPU, progress=False)
+    assert len(result.history) < 10
+
+
+def test_nan_loss_names_the_epoch(data):
+    config = TrainConfig(model="gmf", **FAST)
+    model = build_model("gmf", data.n_users, data.n_items, 8, (16, 8))
+    with torch.no_grad():
+        model.item_embedding.weight[0, 0] = math.nan
+    with pytest.raises(NonFiniteLossError, match="epoch 1 of gmf"):
+        fit(config, data, device=CPU, model=model, progress=False)
+
+
+class StopAfter(StopRequest):
+    """Acts like a SIGTERM arriving during the n-th optimiser step."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.remaining = steps
+
+    def __bool__(self) -> bool:
+        self.remaining -= 1
+        return self.remaining < 0
+
+
+@pytest.mark.parametrize("stop_after", [5, 25])  # mid-epoch, and in a later epoch
+def test_resume_after_sigterm_matches_an_uninterrupted_run(data, tmp_path, stop_after):
+    config = TrainConfig(model="neumf", learning_rate=0.01, **FAST)
+    reference = fit(config, data, device=CPU, progress=False)
+    store = CheckpointStore(tmp_path)
+    with pytest.raises(TrainingInterrupted, match="saved"):
+        fit(config, data, device=CPU, checkpoints=store, stop=StopAfter(stop_after), progress=False)
+    assert store.path.exists()
+    resumed = fit(config, data, device=CPU, checkpoints=store, progress=False)
+    assert resumed.metrics["test_hr@10"] == reference.metrics["test_hr@10"]
+    assert [r["train_loss"] for r in resumed.history] == pytest.approx(
+        [r["train_loss"] for r in reference.history], rel=1e-6
+    )
+
+
+def test_corrupt_checkpoint_is_a_clear_error(data, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    config = TrainConfig(model="gmf", **FAST)
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        fit(config, data, device=CPU, checkpoints=CheckpointStore(tmp_path), progress=False)
+
+
+def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
+    store = CheckpointStore(tmp_path)
+    fit(TrainConfig(model="gmf", **FAST), data, device=CPU, checkpoints=store, progress=False)
+    other = TrainConfig(model="gmf", **(FAST | {"num_factors": 4}))
+    with pytest.raises(CheckpointError, match="other hyperparameters"):
+        fit(other, data, device=CPU, checkpoints=store, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("learning_rate", -0.1, "learning_rate must be a positive number"),
+        ("learning_rate", math.nan, "learning_rate must be a positive number"),
+        ("layers", (), "layers must name at least one"),
+        ("layers", (63, 16), "must be even"),
+        ("num_factors", 0, "num_factors must be >= 1"),
+        ("loss", "mse", "loss must be one of"),
+        ("epochs", 0, "epochs must be >= 1"),
+        ("alpha", 1.5, "alpha must lie in"),
+    ],
+)
+def test_out_of_range_hyperparameters(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(TrainConfig(), **{field: value})
