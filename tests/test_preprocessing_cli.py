@@ -1,0 +1,103 @@
+"""``python -m preprocessing`` as a learner and as a SageMaker processing job run it."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import preprocessing.__main__ as cli
+from preprocessing.manifest import read_split
+from preprocessing.synthetic import generate, write_raw
+
+
+def test_real_movielens_100k(ml100k_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert (
+        cli.main(["--dataset", "ml-100k", "--data-dir", str(ml100k_dir), "--output-dir", str(out)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "100,000 data lines, 100,000 kept, 0 rejected" in printed
+    assert "943 users, 1,682 items, 98,114 train, 943 validation, 943 test" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["official_checksum"] is True
+    assert manifest["validation"]["rows_kept"] == 100_000
+    assert read_split(out).test.negatives.shape == (943, 99)
+
+
+def test_synthetic_needs_no_data(tmp_path):
+    out = tmp_path / "out"
+    argv = [
+        "--dataset",
+        "synthetic",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output-dir",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    assert read_split(out).n_users == 943
+    assert (tmp_path / "cache" / "synthetic-ml-100k-seed0" / "ratings.csv").is_file()
+
+
+@pytest.fixture
+def dirty_ml100k(tmp_path):
+    path = write_raw(generate(40, 200, 1_000, seed=1), tmp_path / "raw", "ml-100k")
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].replace("\t", ",")  # wrong separator on one line
+    lines[9] = "7\tabc\t3\t881250949"  # non-integer item id
+    path.write_text("\n".join(lines) + "\n")
+    return path.parent
+
+
+def test_bad_rows_fail_by_default_and_name_the_problem(dirty_ml100k, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(dirty_ml100k), "--output-dir", str(out)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "wrong_column_count" in err and "line 5" in err
+    assert "non_integer_item_id" in err and "line 10" in err
+    assert "--policy drop" in err
+    assert not (out / "manifest.json").exists()
+
+
+def test_drop_policy_keeps_every_bad_row_in_rejects(dirty_ml100k, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(dirty_ml100k), "--output-dir", str(out)]
+    assert cli.main([*argv, "--policy", "drop"]) == 0
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert rejects.line.tolist()[:2] == [5, 10]
+    assert set(rejects.rule) >= {"wrong_column_count", "non_integer_item_id"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rejects"] == {"path": "rejects.csv", "rows": len(rejects)}
+    kept = manifest["validation"]["rows_kept"]
+    assert kept + len(rejects) == 1_000
+
+
+def test_offline_download_says_how_to_use_local_files(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from preprocessing import datasets
+
+    spec = dataclasses.replace(datasets.DATASETS["ml-1m"], url="http://127.0.0.1:9/ml-1m.zip")
+    monkeypatch.setitem(datasets.DATASETS, "ml-1m", spec)
+    argv = ["--dataset", "ml-1m", "--cache-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")]
+    assert cli.main(argv) == 1
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def test_sagemaker_processing_layout(ml100k_dir, tmp_path, monkeypatch):
+    root = tmp_path / "opt-ml-processing"
+    (root / "input" / "raw").mkdir(parents=True)
+    for name in ("u.data",):
+        (root / "input" / "raw" / name).symlink_to(ml100k_dir / name)
+    monkeypatch.setattr(cli, "PROCESSING_ROOT", root)
+    monkeypatch.setattr(cli, "PROCESSING_INPUT", root / "input" / "raw")
+    monkeypatch.setattr(cli, "PROCESSING_OUTPUT", root / "output" / "processed")
+    assert cli.main(["--dataset", "ml-100k", "--no-progress"]) == 0
+    assert (root / "output" / "processed" / "manifest.json").is_file()
+
+
+def test_unknown_dataset(tmp_path, capsys):
+    assert cli.main(["--dataset", "ml-2m", "--output-dir", str(tmp_path)]) == 1
+    assert "unknown dataset 'ml-2m'" in capsys.readouterr().err

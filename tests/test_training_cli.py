@@ -1,0 +1,183 @@
+"""``python -m training`` under SageMaker's contract: SM_* channels, hyperparameters.json,
+model artifacts loadable with weights_only, SIGTERM and resume in a real subprocess."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+import torch
+
+import training.__main__ as cli
+from training.artifacts import load_model
+from training.evaluate import evaluate_artifact
+
+FAST = ["--epochs", "2", "--num-factors", "8", "--layers", "16", "8", "--batch-size", "256"]
+
+
+@pytest.fixture
+def sm_env(monkeypatch, processed_dir, tmp_path):
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(processed_dir))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output-data"))
+    monkeypatch.setenv("SM_INPUT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def test_sagemaker_channels_give_a_loadable_artifact(sm_env, processed_dir):
+    assert cli.main(["--model", "gmf", *FAST]) == 0
+    model_dir = sm_env / "model"
+    assert {p.name for p in model_dir.iterdir()} == {
+        "model.pt",
+        "config.json",
+        "metrics.json",
+        "users.parquet",
+        "items.parquet",
+    }
+    state = torch.load(model_dir / "model.pt", weights_only=True)
+    assert set(state) == {
+        "user_embedding.weight",
+        "item_embedding.weight",
+        "predict.weight",
+        "predict.bias",
+    }
+    _, config = load_model(model_dir)
+    assert config["architecture"]["model"] == "gmf"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2
+    again = evaluate_artifact(model_dir, processed_dir)
+    assert again["hr@10"] == pytest.approx(metrics["test_hr@10"])
+    # the local MLflow store got the run
+    assert (sm_env / "output-data" / "mlflow.db").is_file()
+
+
+def test_hyperparameters_json_is_read_and_flags_win(sm_env):
+    (sm_env / "config").mkdir()
+    hyperparameters = {"model": "mlp", "layers": "[16, 8]", "epochs": "1", "learning-rate": "0.01"}
+    (sm_env / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    assert cli.main(["--num-factors", "4", "--batch-size", "512"]) == 0
+    config = json.loads((sm_env / "model" / "config.json").read_text())
+    assert config["architecture"] == {
+        "model": "mlp",
+        "n_users": 300,
+        "n_items": 400,
+        "num_factors": 4,
+        "layers": [16, 8],
+    }
+    assert config["hyperparameters"]["learning_rate"] == 0.01
+    assert config["hyperparameters"]["batch_size"] == 512
+
+
+def test_missing_training_channel(sm_env, monkeypatch, capsys):
+    monkeypatch.delenv("SM_CHANNEL_TRAIN")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--model", "gmf"])
+    assert exit_info.value.code == 2
+    assert "SM_CHANNEL_TRAIN" in capsys.readouterr().err
+
+
+def test_channel_without_a_processed_split(sm_env, monkeypatch, capsys):
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(sm_env))
+    assert cli.main(["--model", "gmf", *FAST]) == 1
+    assert "No manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--learning-rate", "-0.1"], "learning_rate must be a positive number"),
+        (["--layers", "0"], "every layer size must be >= 1"),
+        (["--batch-size", "0"], "batch_size must be >= 1"),
+    ],
+)
+def test_out_of_range_hyperparameters_fail_before_training(sm_env, capsys, flags, message):
+    output = sm_env / "sm-output"
+    output.mkdir()
+    os.environ["SM_OUTPUT_DIR"] = str(output)
+    try:
+        assert cli.main(["--model", "gmf", *flags]) == 2
+    finally:
+        del os.environ["SM_OUTPUT_DIR"]
+    assert message in capsys.readouterr().err
+    assert message in (output / "failure").read_text()
+
+
+def test_neumf_from_pretrained_channels_including_model_tar_gz(sm_env, monkeypatch):
+    layers = ["--num-factors", "8", "--layers", "16", "8", "--epochs", "1"]
+    for name in ("gmf", "mlp"):
+        monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / name))
+        assert cli.main(["--model", name, *layers]) == 0
+    packed = sm_env / "gmf-channel"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as archive:
+        for path in (sm_env / "gmf").iterdir():
+            archive.add(path, arcname=path.name)
+    monkeypatch.setenv("SM_CHANNEL_GMF", str(packed))
+    monkeypatch.setenv("SM_CHANNEL_MLP", str(sm_env / "mlp"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "neumf"))
+    assert cli.main(["--model", "neumf", *layers]) == 0
+    assert load_model(sm_env / "neumf")[1]["architecture"]["model"] == "neumf"
+
+
+def test_pretrained_with_other_sizes_is_refused(sm_env, monkeypatch, capsys):
+    monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "gmf"))
+    assert cli.main(["--model", "gmf", "--num-factors", "4", "--epochs", "1"]) == 0
+    monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "mlp"))
+    assert cli.main(["--model", "mlp", "--layers", "16", "8", "--epochs", "1"]) == 0
+    monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "neumf"))
+    argv = ["--model", "neumf", "--num-factors", "8", "--layers", "16", "8"]
+    argv += ["--pretrained-gmf", str(sm_env / "gmf"), "--pretrained-mlp", str(sm_env / "mlp")]
+    assert cli.main(argv) == 1
+    assert "pre-trained GMF does not fit" in capsys.readouterr().err
+
+
+def run_cli(env, args, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", *args],
+        env=os.environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_sigterm_saves_and_a_restart_resumes_to_the_same_metrics(processed_dir, tmp_path):
+    args = ["--model", "gmf", "--epochs", "12", "--num-factors", "8", "--batch-size", "64"]
+    args += ["--patience", "12", "--tracking-uri", (tmp_path / "no-server").as_uri()]
+
+    def env(name):
+        return {
+            "SM_CHANNEL_TRAIN": str(processed_dir),
+            "SM_MODEL_DIR": str(tmp_path / name),
+            "TQDM_DISABLE": "1",
+        }
+
+    reference = run_cli(env("reference"), args)
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+
+    checkpoints = tmp_path / "checkpoints"
+    interrupted = run_cli(env("resumed"), [*args, "--checkpoint-dir", str(checkpoints)])
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interrupted.send_signal(signal.SIGTERM)
+    assert interrupted.wait(timeout=120) == cli.EXIT_INTERRUPTED
+    assert "Start the job again with the same checkpoint dir" in interrupted.stderr.read()
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+
+    resumed = run_cli(env("resumed"), [*args, "--checkpoint-dir", str(checkpoints)])
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    got = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert got["test_hr@10"] == expected["test_hr@10"]
+    assert got["test_ndcg@10"] == expected["test_ndcg@10"]
+    assert [r["train_loss"] for r in got["history"]] == pytest.approx(
+        [r["train_loss"] for r in expected["history"]], rel=1e-6
+    )
