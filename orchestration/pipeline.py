@@ -20,6 +20,7 @@ from typing import Any
 
 from preprocessing.job import dataset_choices
 from training.evaluate import evaluate_artifact
+from training.tracking import local_tracking_uri
 
 # Hyperparameters chosen on the ML-100K validation hold-out (benchmarks/accuracy_ml100k.py).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -94,7 +95,8 @@ def run_pipeline(args: argparse.Namespace) -> list[Stage]:
         prep_flags += ["--synthetic-shape", args.synthetic_shape]
     stages = [Stage("prepare data", run_stage("preprocessing", prep_flags, {}))]
 
-    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu}
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(work_dir / "mlflow")
+    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu, "tracking-uri": tracking_uri}
     if args.epochs:
         overrides["epochs"] = args.epochs
     trained: dict[str, tuple[Path, float]] = {}
