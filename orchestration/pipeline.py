@@ -22,23 +22,25 @@ from preprocessing.job import dataset_choices
 from training.evaluate import evaluate_artifact
 from training.tracking import local_tracking_uri
 
-# Hyperparameters chosen on the ML-100K validation hold-out (benchmarks/accuracy_ml100k.py).
+# Hyperparameters chosen on the ML-100K validation hold-out (benchmarks/accuracy_ml100k.py);
+# keys are TrainConfig fields, turned into the training entry point's flags.
 RECIPES: dict[str, dict[str, Any]] = {
-    "gmf": {"model": "gmf", "num-factors": 32, "learning-rate": 0.001, "batch-size": 256},
+    "gmf": {"model": "gmf", "num_factors": 32, "learning_rate": 0.001, "batch_size": 256},
     "mlp": {
         "model": "mlp",
-        "layers": "256 128 64 32",
-        "learning-rate": 0.001,
-        "batch-size": 256,
+        "layers": (256, 128, 64, 32),
+        "learning_rate": 0.001,
+        "batch_size": 256,
     },
     "neumf": {
         "model": "neumf",
-        "num-factors": 32,
-        "layers": "256 128 64 32",
-        "learning-rate": 0.001,
-        "batch-size": 256,
+        "num_factors": 32,
+        "layers": (256, 128, 64, 32),
+        "learning_rate": 0.001,
+        "batch_size": 256,
     },
 }
+RECIPES["neumf-pretrained"] = RECIPES["neumf"]
 
 
 @dataclass
@@ -63,8 +65,8 @@ def run_stage(module: str, args: list[str], env: dict[str, str]) -> float:
 def hyperparameter_flags(recipe: dict[str, Any], overrides: dict[str, Any]) -> list[str]:
     flags = []
     for key, value in (recipe | overrides).items():
-        flags.append(f"--{key}")
-        flags.extend(str(value).split())
+        flags.append(f"--{key.replace('_', '-')}")
+        flags.extend(str(n) for n in (value if isinstance(value, tuple) else (value,)))
     return flags
 
 
@@ -79,8 +81,7 @@ def train(
     env = {"SM_CHANNEL_TRAIN": str(processed), "SM_MODEL_DIR": str(model_dir)}
     for channel, path in (pretrained or {}).items():
         env[f"SM_CHANNEL_{channel.upper()}"] = str(path)
-    base = RECIPES["neumf" if name.startswith("neumf") else name]
-    flags = [*hyperparameter_flags(base, overrides), "--run-name", name]
+    flags = [*hyperparameter_flags(RECIPES[name], overrides), "--run-name", name]
     return model_dir, run_stage("training", flags, env)
 
 
@@ -96,7 +97,7 @@ def run_pipeline(args: argparse.Namespace) -> list[Stage]:
     stages = [Stage("prepare data", run_stage("preprocessing", prep_flags, {}))]
 
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(work_dir / "mlflow")
-    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu, "tracking-uri": tracking_uri}
+    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu, "tracking_uri": tracking_uri}
     if args.epochs:
         overrides["epochs"] = args.epochs
     trained: dict[str, tuple[Path, float]] = {}
