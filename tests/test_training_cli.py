@@ -35,6 +35,7 @@ def test_sagemaker_channels_give_a_loadable_artifact(sm_env, processed_dir):
     model_dir = sm_env / "model"
     assert {p.name for p in model_dir.iterdir()} == {
         "model.pt",
+        "selection.pt",
         "config.json",
         "metrics.json",
         "users.parquet",
@@ -165,7 +166,8 @@ def test_sigterm_saves_and_a_restart_resumes_to_the_same_metrics(processed_dir, 
     checkpoints = tmp_path / "checkpoints"
     interrupted = run_cli(env("resumed"), [*args, "--checkpoint-dir", str(checkpoints)])
     deadline = time.monotonic() + 300
-    while not (checkpoints / "checkpoint.pt").exists() and time.monotonic() < deadline:
+    first_checkpoint = checkpoints / "selection" / "checkpoint.pt"
+    while not first_checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     interrupted.send_signal(signal.SIGTERM)
     assert interrupted.wait(timeout=120) == cli.EXIT_INTERRUPTED

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp", type=_bool, default=True)
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument(
+        "--refit",
+        type=_bool,
+        default=True,
+        help="after early stopping, retrain on train + validation for the chosen epochs",
+    )
     parser.add_argument("--train", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
     parser.add_argument("--model-dir", type=Path, default=_env_path("SM_MODEL_DIR"))
     parser.add_argument(

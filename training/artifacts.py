@@ -17,6 +17,7 @@ from torch import nn
 from training.models import build_model
 
 MODEL_FILE = "model.pt"
+SELECTION_FILE = "selection.pt"  # the model early stopping picked, before the refit
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 
@@ -31,10 +32,13 @@ def save_model(
     config: dict[str, Any],
     metrics: dict[str, Any],
     id_maps: list[Path] = (),
+    selection: nn.Module | None = None,
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    torch.save(state, folder / MODEL_FILE)
+    for path, weights in ((MODEL_FILE, model), (SELECTION_FILE, selection)):
+        if weights is not None:
+            state = {key: value.detach().cpu() for key, value in weights.state_dict().items()}
+            torch.save(state, folder / path)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     for path in id_maps:
@@ -42,10 +46,10 @@ def save_model(
 
 
 def load_model(
-    folder: Path, device: torch.device | str = "cpu"
+    folder: Path, device: torch.device | str = "cpu", weights: str = MODEL_FILE
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the architecture from config.json and load the weights into it."""
-    missing = [name for name in (MODEL_FILE, CONFIG_FILE) if not (folder / name).is_file()]
+    missing = [name for name in (weights, CONFIG_FILE) if not (folder / name).is_file()]
     if missing:
         raise ArtifactError(f"{folder} is not a model folder: {', '.join(missing)} missing")
     config = json.loads((folder / CONFIG_FILE).read_text())
@@ -53,9 +57,9 @@ def load_model(
     model = build_model(
         arch["model"], arch["n_users"], arch["n_items"], arch["num_factors"], tuple(arch["layers"])
     )
-    state = torch.load(folder / MODEL_FILE, map_location=device, weights_only=True)
+    state = torch.load(folder / weights, map_location=device, weights_only=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ArtifactError(f"{folder / MODEL_FILE} does not match config.json: {exc}") from exc
+        raise ArtifactError(f"{folder / weights} does not match config.json: {exc}") from exc
     return model.to(device), config

@@ -38,6 +38,9 @@ class TrainConfig:
     amp: bool = True
     grad_accumulation: int = 1
     top_k: int = 10
+    # After early stopping on validation, train again on train + validation for the chosen
+    # number of epochs: the second-latest interaction is the most telling one for the latest.
+    refit: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

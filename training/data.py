@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -37,6 +37,17 @@ class TrainingData:
     test: HoldoutTensors
     source: Path | None = None
     manifest_sha256: str | None = None
+
+    def with_validation_merged(self) -> TrainingData:
+        """Validation positives become training data: the refit after model selection."""
+        if self.validation is None:
+            return self
+        return replace(
+            self,
+            users=torch.cat([self.users, self.validation.users]),
+            items=torch.cat([self.items, self.validation.items]),
+            validation=None,
+        )
 
     @classmethod
     def load(cls, folder: Path, device: torch.device) -> TrainingData:

@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import logging
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from preprocessing.schema import TABLE_FILES
-from training.artifacts import ArtifactError, load_model, save_model
+from training.artifacts import (
+    MODEL_FILE,
+    SELECTION_FILE,
+    ArtifactError,
+    load_model,
+    save_model,
+)
 from training.checkpoint import CheckpointStore, stop_on_sigterm
 from training.config import TrainConfig
 from training.data import TrainingData
+from training.metrics import prefixed
 from training.models import GMF, MLP, NeuMF, architecture
 from training.tracking import Tracker
-from training.train import fit, resolve_device
+from training.train import FitResult, fit, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +46,51 @@ def run_training(
     device = resolve_device(config.gpu)
     log.info("training %s on %s", config.model, device)
     data = TrainingData.load(train_dir, device)
-    model = _initial_model(config, data, pretrained_gmf, pretrained_mlp)
+    refit = config.refit and data.validation is not None
     tracker = Tracker(tracking_uri, experiment, run_name or config.model) if tracking_uri else None
     if tracker:
         tracker.start(
             config.to_dict() | {"n_users": data.n_users, "n_items": data.n_items},
             tags={"device": str(device), "pretrained": str(pretrained_gmf is not None)},
         )
-    checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir else None
     status = "FAILED"
     try:
         with stop_on_sigterm() as stop:
-            result = fit(
+            selected = fit(
                 config,
                 data,
                 device=device,
-                model=model,
-                checkpoints=checkpoints,
+                model=_initial_model(config, data, pretrained_gmf, pretrained_mlp, selection=True),
+                checkpoints=_store(checkpoint_dir, "selection"),
                 tracker=tracker,
                 stop=stop,
                 progress=progress,
             )
-        metrics = result.metrics | {"history": result.history}
+            final = selected
+            if refit:
+                log.info("refit on train + validation for %d epochs", selected.best_epoch)
+                final = fit(
+                    replace(config, epochs=selected.best_epoch, patience=selected.best_epoch),
+                    data.with_validation_merged(),
+                    device=device,
+                    model=_initial_model(config, data, pretrained_gmf, pretrained_mlp),
+                    checkpoints=_store(checkpoint_dir, "refit"),
+                    stop=stop,
+                    progress=progress,
+                )
+        metrics = _job_metrics(selected, final, refit)
         save_model(
             model_dir,
-            result.model,
+            final.model,
             _model_config(config, data, device),
             metrics,
             id_maps=[train_dir / TABLE_FILES["users"], train_dir / TABLE_FILES["items"]],
+            selection=selected.model if refit else None,
         )
         status = "FINISHED"
         if tracker:
+            final_test = {k: v for k, v in metrics.items() if k.startswith("test_")}
+            tracker.log_metrics(prefixed("final", final_test), step=selected.best_epoch)
             tracker.log_artifacts(model_dir)
         return metrics
     finally:
@@ -76,21 +98,50 @@ def run_training(
             tracker.end(status)
 
 
+def _store(checkpoint_dir: Path | None, phase: str) -> CheckpointStore | None:
+    return CheckpointStore(checkpoint_dir / phase) if checkpoint_dir else None
+
+
+def _job_metrics(selected: FitResult, final: FitResult, refit: bool) -> dict[str, Any]:
+    """Validation figures from model selection; test figures from the model that is shipped."""
+    metrics = {
+        "best_epoch": selected.best_epoch,
+        "selected_on": selected.metrics["selected_on"],
+        "refit": refit,
+        **{k: v for k, v in selected.metrics.items() if k.startswith("val_")},
+        **{k: v for k, v in final.metrics.items() if k.startswith("test_")},
+        "epochs_run": selected.metrics["epochs_run"]
+        + (final.metrics["epochs_run"] if refit else 0),
+        "mean_epoch_seconds": selected.metrics["mean_epoch_seconds"],
+        "history": selected.history,
+    }
+    if refit:
+        selection_test = {k: v for k, v in selected.metrics.items() if k.startswith("test_")}
+        metrics |= prefixed("selection", selection_test) | {"refit_history": final.history}
+    return metrics
+
+
 def _initial_model(
     config: TrainConfig,
     data: TrainingData,
     pretrained_gmf: Path | None,
     pretrained_mlp: Path | None,
+    *,
+    selection: bool = False,
 ) -> torch.nn.Module | None:
-    """NeuMF from trained GMF and MLP (the paper's pre-training), else a fresh model."""
+    """NeuMF from trained GMF and MLP (the paper's pre-training), else a fresh model.
+
+    Model selection starts from the pre-trained halves' own selected weights, the refit from
+    their refitted weights, so no phase sees data its validation is meant to hide.
+    """
     if pretrained_gmf is None and pretrained_mlp is None:
         return None
     if config.model != "neumf" or pretrained_gmf is None or pretrained_mlp is None:
         raise ArtifactError(
             "pre-training needs --model neumf with both --pretrained-gmf and --pretrained-mlp"
         )
-    gmf, _ = load_model(pretrained_gmf)
-    mlp, _ = load_model(pretrained_mlp)
+    gmf, _ = load_model(pretrained_gmf, weights=_weights_file(pretrained_gmf, selection))
+    mlp, _ = load_model(pretrained_mlp, weights=_weights_file(pretrained_mlp, selection))
     expected = {
         "GMF": (gmf, GMF, (data.n_users, config.num_factors), gmf.user_embedding.weight.shape),
         "MLP": (mlp, MLP, (data.n_users, config.layers[0] // 2), mlp.user_embedding.weight.shape),
@@ -106,6 +157,10 @@ def _initial_model(
     neumf = NeuMF(data.n_users, data.n_items, config.num_factors, config.layers)
     neumf.load_pretrained(gmf, mlp, config.alpha)
     return neumf
+
+
+def _weights_file(folder: Path, selection: bool) -> str:
+    return SELECTION_FILE if selection and (folder / SELECTION_FILE).is_file() else MODEL_FILE
 
 
 def _model_config(config: TrainConfig, data: TrainingData, device: torch.device) -> dict[str, Any]:

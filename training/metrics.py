@@ -38,6 +38,11 @@ def mrr(ranks: torch.Tensor) -> float:
     return (1.0 / (ranks.double() + 1.0)).mean().item()
 
 
+def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    """``hr@10`` -> ``test_hr@10``: one namespace per split in logs and metrics.json."""
+    return {f"{prefix}_{key}": value for key, value in metrics.items()}
+
+
 def ranking_metrics(ranks: torch.Tensor, k: int) -> dict[str, float]:
     return {
         f"hr@{k}": hit_rate_at_k(ranks, k),

@@ -24,6 +24,7 @@ from training.config import TrainConfig
 from training.data import TrainingData
 from training.evaluate import evaluate_holdout, evaluate_test
 from training.losses import LOSSES
+from training.metrics import prefixed
 from training.models import build_model
 from training.sampling import NegativeSampler
 from training.tracking import Tracker
@@ -191,8 +192,8 @@ def _evaluate(model: nn.Module, data: TrainingData, config: TrainConfig) -> dict
     started = time.perf_counter()
     row = {}
     if data.validation is not None:
-        row |= _prefixed("val", evaluate_holdout(model, data.validation, config.top_k))
-    row |= _prefixed("test", evaluate_holdout(model, data.test, config.top_k))
+        row |= prefixed("val", evaluate_holdout(model, data.validation, config.top_k))
+    row |= prefixed("test", evaluate_holdout(model, data.test, config.top_k))
     row["eval_seconds"] = time.perf_counter() - started
     return row
 
@@ -209,7 +210,7 @@ def _final_metrics(
         "epochs_run": len(state.history),
         "selected_on": "validation" if data.validation is not None else "last epoch",
         **{k: v for k, v in best.items() if k.startswith(("val_", "test_"))},
-        **_prefixed("test", full),
+        **prefixed("test", full),
         "mean_epoch_seconds": sum(r["epoch_seconds"] for r in state.history) / len(state.history),
     }
 
@@ -302,10 +303,6 @@ def _interrupt(
         f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
         "Start the job again with the same checkpoint dir to resume."
     )
-
-
-def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
-    return {f"{prefix}_{key}": value for key, value in metrics.items()}
 
 
 def _postfix(row: dict[str, float], k: int) -> dict[str, str]:
