@@ -114,3 +114,17 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
 def test_out_of_range_hyperparameters(field, value, message):
     with pytest.raises(ConfigError, match=message):
         dataclasses.replace(TrainConfig(), **{field: value})
+
+
+def test_gradient_accumulation_matches_the_full_batch(data):
+    # 2048 positives: every batch of 256 splits into two equal micro-batches of 128
+    trimmed = dataclasses.replace(data, users=data.users[:2048], items=data.items[:2048])
+    whole = TrainConfig(model="neumf", learning_rate=0.01, **(FAST | {"epochs": 1}))
+    halves = dataclasses.replace(whole, batch_size=whole.batch_size // 2, grad_accumulation=2)
+    a = fit(whole, trimmed, device=CPU, progress=False)
+    b = fit(halves, trimmed, device=CPU, progress=False)
+    for name, value in a.model.state_dict().items():
+        torch.testing.assert_close(b.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+    no_accumulation = dataclasses.replace(halves, grad_accumulation=1)
+    c = fit(no_accumulation, trimmed, device=CPU, progress=False)
+    assert not torch.allclose(c.model.predict.weight, a.model.predict.weight)

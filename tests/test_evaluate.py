@@ -1,0 +1,40 @@
+"""Both evaluation views on a model whose scores are known in advance."""
+
+import torch
+from torch import nn
+
+from training.data import HoldoutTensors
+from training.evaluate import evaluate_full_catalogue, evaluate_holdout, full_catalogue_ranks
+
+
+class ItemIdScore(nn.Module):
+    """Scores an item by its id: the ranking of any candidate set is known by hand."""
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return items.float()
+
+
+def test_holdout_ranks_against_the_sampled_candidates():
+    holdout = HoldoutTensors(
+        users=torch.tensor([0, 1]),
+        items=torch.tensor([9, 3]),
+        negatives=torch.tensor([[1, 2, 3], [4, 5, 1]]),
+    )
+    metrics = evaluate_holdout(ItemIdScore(), holdout, k=2)
+    # user 0: item 9 beats all three (rank 0); user 1: items 4 and 5 beat item 3 (rank 2)
+    assert metrics["hr@2"] == 0.5
+    assert metrics["mrr"] == (1 + 1 / 3) / 2
+
+
+def test_full_catalogue_skips_seen_items():
+    holdout = HoldoutTensors(
+        users=torch.tensor([0, 1]), items=torch.tensor([5, 7]), negatives=torch.zeros(2, 1).long()
+    )
+    seen_users = torch.tensor([1, 0, 0, 1])
+    seen_items = torch.tensor([9, 8, 6, 8])
+    ranks = full_catalogue_ranks(ItemIdScore(), holdout, seen_users, seen_items, n_items=10)
+    # user 0: unseen items above 5 are 7 and 9 -> rank 2; user 1: only nothing above 7 but
+    # 9 and 8 are seen -> rank 0
+    assert ranks.tolist() == [2, 0]
+    metrics = evaluate_full_catalogue(ItemIdScore(), holdout, seen_users, seen_items, 10, k=1)
+    assert metrics == {"full_recall@1": 0.5, "full_ndcg@1": 0.5}
