@@ -19,6 +19,7 @@ def test_holdout_ranks_against_the_sampled_candidates():
         users=torch.tensor([0, 1]),
         items=torch.tensor([9, 3]),
         negatives=torch.tensor([[1, 2, 3], [4, 5, 1]]),
+        timestamps=torch.zeros(2, dtype=torch.long),
     )
     metrics = evaluate_holdout(ItemIdScore(), holdout, k=2)
     # user 0: item 9 beats all three (rank 0); user 1: items 4 and 5 beat item 3 (rank 2)
@@ -28,7 +29,10 @@ def test_holdout_ranks_against_the_sampled_candidates():
 
 def test_full_catalogue_skips_seen_items():
     holdout = HoldoutTensors(
-        users=torch.tensor([0, 1]), items=torch.tensor([5, 7]), negatives=torch.zeros(2, 1).long()
+        users=torch.tensor([0, 1]),
+        items=torch.tensor([5, 7]),
+        negatives=torch.zeros(2, 1).long(),
+        timestamps=torch.zeros(2, dtype=torch.long),
     )
     seen_users = torch.tensor([1, 0, 0, 1])
     seen_items = torch.tensor([9, 8, 6, 8])

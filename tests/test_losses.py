@@ -30,3 +30,12 @@ def test_loss_falls_as_the_positive_rises_above_negatives(name):
     low = LOSSES[name](torch.full((3,), -1.0), negative)
     high = LOSSES[name](torch.full((3,), 3.0), negative)
     assert high < low
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_weights_scale_each_rows_share(name):
+    positive, negative = torch.tensor([3.0, -1.0]), torch.zeros(2, 4)
+    per_row = torch.stack([LOSSES[name](positive[i : i + 1], negative[i : i + 1]) for i in (0, 1)])
+    weight = torch.tensor([0.5, 1.5])
+    assert LOSSES[name](positive, negative, weight) == pytest.approx((per_row * weight).mean())
+    assert LOSSES[name](positive, negative) == pytest.approx(per_row.mean())

@@ -128,3 +128,25 @@ def test_gradient_accumulation_matches_the_full_batch(data):
     no_accumulation = dataclasses.replace(halves, grad_accumulation=1)
     c = fit(no_accumulation, trimmed, device=CPU, progress=False)
     assert not torch.allclose(c.model.predict.weight, a.model.predict.weight)
+
+
+def test_timeline_position_orders_each_users_history():
+    data = TrainingData(
+        n_users=2,
+        n_items=5,
+        users=torch.tensor([1, 0, 0, 1, 0]),
+        items=torch.tensor([0, 4, 1, 2, 3]),
+        timestamps=torch.tensor([50, 30, 10, 40, 30]),
+        validation=None,
+        test=None,
+    )
+    # user 0: item 1 (t=10), then items 3 and 4 tie at t=30 -> larger item last
+    assert data.timeline_position().tolist() == [1.0, 1.0, 0.0, 0.0, 0.5]
+
+
+def test_recency_weighting_changes_training(data):
+    plain = TrainConfig(model="gmf", learning_rate=0.01, **(FAST | {"epochs": 1}))
+    weighted = dataclasses.replace(plain, recency_weight=10.0)
+    a = fit(plain, data, device=CPU, progress=False)
+    b = fit(weighted, data, device=CPU, progress=False)
+    assert not torch.allclose(a.model.item_embedding.weight, b.model.item_embedding.weight)

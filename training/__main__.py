@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-negatives", type=int, default=4)
     parser.add_argument("--loss", choices=LOSS_NAMES, default="bce")
     parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument(
+        "--recency-weight",
+        type=float,
+        default=0.0,
+        help="extra loss weight for a user's recent positives (0: the paper's loss)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=0.5)

@@ -31,6 +31,10 @@ class TrainConfig:
     num_negatives: int = 4
     loss: str = "bce"
     l2: float = 0.0
+    # Weight of a positive in the loss: 1 + recency_weight * position**2, position running from
+    # 0 (the user's oldest interaction) to 1 (the latest), normalised to mean 1. The next item a
+    # user picks follows their recent taste more than their old one; 0 is the paper's loss.
+    recency_weight: float = 0.0
     seed: int = 0
     gpu: str = "auto"
     patience: int = 5
@@ -69,6 +73,10 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.num_negatives >= 1, f"num_negatives must be >= 1, got {self.num_negatives}"),
             (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
+            (
+                self.recency_weight >= 0,
+                f"recency_weight must be >= 0, got {self.recency_weight}",
+            ),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}"),
             (

@@ -16,6 +16,7 @@ class HoldoutTensors:
     users: torch.Tensor  # (N,)
     items: torch.Tensor  # (N,) the held-out positive
     negatives: torch.Tensor  # (N, M) never-seen candidates
+    timestamps: torch.Tensor  # (N,)
 
     @classmethod
     def from_holdout(cls, holdout: Holdout, device: torch.device) -> HoldoutTensors:
@@ -24,6 +25,7 @@ class HoldoutTensors:
             users=torch.tensor(frame["user"].to_numpy(), dtype=torch.long, device=device),
             items=torch.tensor(frame["item"].to_numpy(), dtype=torch.long, device=device),
             negatives=torch.tensor(holdout.negatives, dtype=torch.long, device=device),
+            timestamps=torch.tensor(frame["timestamp"].to_numpy(), device=device),
         )
 
 
@@ -33,6 +35,7 @@ class TrainingData:
     n_items: int
     users: torch.Tensor  # training positives
     items: torch.Tensor
+    timestamps: torch.Tensor
     validation: HoldoutTensors | None
     test: HoldoutTensors
     source: Path | None = None
@@ -46,8 +49,24 @@ class TrainingData:
             self,
             users=torch.cat([self.users, self.validation.users]),
             items=torch.cat([self.items, self.validation.items]),
+            timestamps=torch.cat([self.timestamps, self.validation.timestamps]),
             validation=None,
         )
+
+    def timeline_position(self) -> torch.Tensor:
+        """Where each positive sits in its user's history: 0 the oldest, 1 the latest.
+
+        Order is by timestamp, ties by item id, as the split orders them."""
+        order = torch.argsort(self.items, stable=True)
+        order = order[torch.argsort(self.timestamps[order], stable=True)]
+        order = order[torch.argsort(self.users[order], stable=True)]
+        counts = torch.bincount(self.users, minlength=self.n_users)
+        starts = torch.cumsum(counts, 0) - counts
+        users = self.users[order]
+        rank = torch.arange(len(order), device=order.device) - starts[users]
+        position = torch.empty(len(order), device=order.device)
+        position[order] = rank.float() / (counts[users] - 1).clamp(min=1).float()
+        return position
 
     @classmethod
     def load(cls, folder: Path, device: torch.device) -> TrainingData:
@@ -60,6 +79,7 @@ class TrainingData:
             n_items=split.n_items,
             users=torch.tensor(split.train["user"].to_numpy(), dtype=torch.long, device=device),
             items=torch.tensor(split.train["item"].to_numpy(), dtype=torch.long, device=device),
+            timestamps=torch.tensor(split.train["timestamp"].to_numpy(), device=device),
             validation=None
             if split.validation is None
             else HoldoutTensors.from_holdout(split.validation, device),

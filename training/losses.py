@@ -7,7 +7,8 @@
   Effectiveness of Sampled Softmax Loss for Item Recommendation"). It pushes the positive above
   all its negatives at once, a listwise proxy for HR/NDCG, and is robust to popularity bias.
 
-All take ``positive`` of shape (B,) and ``negative`` of shape (B, K) and return a scalar mean.
+All take ``positive`` of shape (B,), ``negative`` of shape (B, K) and optional per-row weights
+(B,), and return a scalar (weighted) mean.
 """
 
 from __future__ import annotations
@@ -17,24 +18,35 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def log_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+def _mean(per_row: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    return per_row.mean() if weight is None else (per_row * weight).mean()
+
+
+def log_loss(
+    positive: torch.Tensor, negative: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     scores = torch.cat([positive.unsqueeze(1), negative], dim=1)
     labels = torch.zeros_like(scores)
     labels[:, 0] = 1.0
-    return F.binary_cross_entropy_with_logits(scores, labels)
+    per_row = F.binary_cross_entropy_with_logits(scores, labels, reduction="none").mean(dim=1)
+    return _mean(per_row, weight)
 
 
-def bpr_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-    return -F.logsigmoid(positive.unsqueeze(1) - negative).mean()
+def bpr_loss(
+    positive: torch.Tensor, negative: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    return _mean(-F.logsigmoid(positive.unsqueeze(1) - negative).mean(dim=1), weight)
 
 
-def sampled_softmax_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+def sampled_softmax_loss(
+    positive: torch.Tensor, negative: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     logits = torch.cat([positive.unsqueeze(1), negative], dim=1)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits, target)
+    return _mean(F.cross_entropy(logits, target, reduction="none"), weight)
 
 
 LOSSES: dict[str, Loss] = {"bce": log_loss, "bpr": bpr_loss, "softmax": sampled_softmax_loss}

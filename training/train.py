@@ -113,6 +113,7 @@ def fit(
         state = _TrainState.restore(resumed, config, model, optimizer, checkpoints)
 
     sampler = NegativeSampler(data.users, data.items, data.n_items)
+    recency = _recency_weights(data, config.recency_weight)
     loss_fn = LOSSES[config.loss]
     steps = math.ceil(len(data.users) / config.batch_size)
     epochs = tqdm(
@@ -127,13 +128,15 @@ def fit(
         if state.stopped_early:
             break
         started = time.perf_counter()
-        users, candidates = _epoch_batches(data, sampler, config, epoch, device)
+        users, candidates, weights = _epoch_batches(data, sampler, config, epoch, device, recency)
         model.train()
         for step in range(state.step, steps):
             batch = slice(step * config.batch_size, (step + 1) * config.batch_size)
             with precision.autocast():
                 scores = model(users[batch], candidates[batch]).float()
-                loss = loss_fn(scores[:, 0], scores[:, 1:])
+                loss = loss_fn(
+                    scores[:, 0], scores[:, 1:], None if weights is None else weights[batch]
+                )
             precision.scaler.scale(loss / config.grad_accumulation).backward()
             state.pending_loss = state.pending_loss + loss.detach()
             boundary = (step + 1) % config.grad_accumulation == 0 or step + 1 == steps
@@ -179,13 +182,22 @@ def _epoch_batches(
     config: TrainConfig,
     epoch: int,
     device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    recency: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The whole epoch at once: shuffled positives, each followed by its fresh negatives."""
     generator = epoch_generator(config.seed, epoch, device)
     order = torch.randperm(len(data.users), generator=generator, device=device)
     users = data.users[order]
     negatives = sampler.sample(users, config.num_negatives, generator)
-    return users, torch.cat([data.items[order].unsqueeze(1), negatives], dim=1)
+    candidates = torch.cat([data.items[order].unsqueeze(1), negatives], dim=1)
+    return users, candidates, None if recency is None else recency[order]
+
+
+def _recency_weights(data: TrainingData, strength: float) -> torch.Tensor | None:
+    if strength == 0:
+        return None
+    weights = 1.0 + strength * data.timeline_position() ** 2
+    return weights / weights.mean()
 
 
 def _evaluate(model: nn.Module, data: TrainingData, config: TrainConfig) -> dict[str, float]:
