@@ -46,7 +46,6 @@ def run_training(
     device = resolve_device(config.gpu)
     log.info("training %s on %s", config.model, device)
     data = TrainingData.load(train_dir, device)
-    refit = config.refit and data.validation is not None
     tracker = Tracker(tracking_uri, experiment, run_name or config.model) if tracking_uri else None
     if tracker:
         tracker.start(
@@ -67,6 +66,8 @@ def run_training(
                 progress=progress,
             )
             final = selected
+            # Nothing to refit when the starting point won (a pre-trained NeuMF at epoch 0).
+            refit = config.refit and data.validation is not None and selected.best_epoch > 0
             if refit:
                 log.info("refit on train + validation for %d epochs", selected.best_epoch)
                 final = fit(

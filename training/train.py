@@ -116,6 +116,10 @@ def fit(
     recency = _recency_weights(data, config.recency_weight)
     loss_fn = LOSSES[config.loss]
     steps = math.ceil(len(data.users) / config.batch_size)
+    if data.validation is not None and not state.history:
+        # The starting point is a candidate too: a pre-trained NeuMF may need no fine-tuning,
+        # and the curves of a fresh model start from its untrained scores.
+        state.record({"epoch": 0} | _evaluate(model, data, config), model, True, config)
     epochs = tqdm(
         range(state.epoch, config.epochs),
         desc=f"train {config.model}",
@@ -156,7 +160,7 @@ def fit(
             )
         row = {"epoch": epoch + 1, "train_loss": train_loss, "epoch_seconds": train_seconds}
         row |= _evaluate(model, data, config)
-        state.record(row, model, has_validation=data.validation is not None, config=config)
+        state.record(row, model, data.validation is not None, config)
         epochs.set_postfix(loss=f"{train_loss:.4f}", **_postfix(row, config.top_k))
         log.info("epoch %d %s", epoch + 1, _format_row(row))
         if tracker:
@@ -214,16 +218,17 @@ def _final_metrics(
     model: nn.Module, data: TrainingData, config: TrainConfig, state: _TrainState
 ) -> dict[str, Any]:
     best = next(row for row in state.history if row["epoch"] == state.best_epoch)
+    trained = [row for row in state.history if row["epoch"] > 0]
     full = {
         k: v for k, v in evaluate_test(model, data, config.top_k).items() if k.startswith("full")
     }
     return {
         "best_epoch": state.best_epoch,
-        "epochs_run": len(state.history),
+        "epochs_run": len(trained),
         "selected_on": "validation" if data.validation is not None else "last epoch",
         **{k: v for k, v in best.items() if k.startswith(("val_", "test_"))},
         **prefixed("test", full),
-        "mean_epoch_seconds": sum(r["epoch_seconds"] for r in state.history) / len(state.history),
+        "mean_epoch_seconds": sum(r["epoch_seconds"] for r in trained) / max(len(trained), 1),
     }
 
 
@@ -242,7 +247,7 @@ class _TrainState:
         self.stopped_early = False
 
     def record(
-        self, row: dict[str, float], model: nn.Module, *, has_validation: bool, config: TrainConfig
+        self, row: dict[str, float], model: nn.Module, has_validation: bool, config: TrainConfig
     ) -> None:
         self.history.append(row)
         score = row[f"val_ndcg@{config.top_k}"] if has_validation else row["epoch"]
