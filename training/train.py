@@ -119,7 +119,10 @@ def fit(
     if data.validation is not None and not state.history:
         # The starting point is a candidate too: a pre-trained NeuMF may need no fine-tuning,
         # and the curves of a fresh model start from its untrained scores.
-        state.record({"epoch": 0} | _evaluate(model, data, config), model, True, config)
+        start = _evaluate(model, data, config)
+        state.record({"epoch": 0} | start, model, True, config)
+        if tracker:
+            tracker.log_metrics(start, step=0)
     epochs = tqdm(
         range(state.epoch, config.epochs),
         desc=f"train {config.model}",
