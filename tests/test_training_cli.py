@@ -183,3 +183,29 @@ def test_sigterm_saves_and_a_restart_resumes_to_the_same_metrics(processed_dir, 
     assert [r["train_loss"] for r in got["history"][1:]] == pytest.approx(
         [r["train_loss"] for r in expected["history"][1:]], rel=1e-6
     )
+
+
+def test_pretrained_start_that_wins_is_refitted_from_the_refitted_halves(sm_env, monkeypatch):
+    from training.models import NeuMF
+
+    sizes = ["--num-factors", "8", "--layers", "16", "8", "--epochs", "2"]
+    for name in ("gmf", "mlp"):
+        monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / name))
+        assert cli.main(["--model", name, "--learning-rate", "0.01", *sizes]) == 0
+    monkeypatch.setenv("SM_CHANNEL_GMF", str(sm_env / "gmf"))
+    monkeypatch.setenv("SM_CHANNEL_MLP", str(sm_env / "mlp"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "neumf"))
+    # a learning rate that only does harm: model selection keeps epoch 0, the pre-trained blend
+    assert cli.main(["--model", "neumf", "--learning-rate", "100", "--patience", "1", *sizes]) == 0
+    metrics = json.loads((sm_env / "neumf" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 0 and metrics["refit"] is True
+    for weights, file in (("model.pt", "model.pt"), ("selection.pt", "selection.pt")):
+        gmf, _ = load_model(sm_env / "gmf", weights=weights)
+        mlp, _ = load_model(sm_env / "mlp", weights=weights)
+        blend = NeuMF(
+            gmf.user_embedding.num_embeddings, gmf.item_embedding.num_embeddings, 8, (16, 8)
+        )
+        blend.load_pretrained(gmf, mlp, 0.5)
+        saved = torch.load(sm_env / "neumf" / file, weights_only=True)
+        for name, value in blend.state_dict().items():
+            torch.testing.assert_close(saved[name], value)

@@ -25,7 +25,7 @@ from training.data import TrainingData
 from training.metrics import prefixed
 from training.models import GMF, MLP, NeuMF, architecture
 from training.tracking import Tracker
-from training.train import FitResult, fit, resolve_device
+from training.train import FitResult, evaluate_untrained, fit, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,20 @@ def run_training(
                 progress=progress,
             )
             final = selected
-            # Nothing to refit when the starting point won (a pre-trained NeuMF at epoch 0).
-            refit = config.refit and data.validation is not None and selected.best_epoch > 0
-            if refit:
+            start = _initial_model(config, data, pretrained_gmf, pretrained_mlp)
+            # An untrained fresh model never wins; a pre-trained NeuMF at epoch 0 may, and then
+            # its refit is the blend of the refitted halves, with no further training.
+            refit = config.refit and data.validation is not None
+            refit = refit and (selected.best_epoch > 0 or start is not None)
+            if refit and selected.best_epoch == 0:
+                final = evaluate_untrained(start, data.with_validation_merged(), config, device)
+            elif refit:
                 log.info("refit on train + validation for %d epochs", selected.best_epoch)
                 final = fit(
                     replace(config, epochs=selected.best_epoch, patience=selected.best_epoch),
                     data.with_validation_merged(),
                     device=device,
-                    model=_initial_model(config, data, pretrained_gmf, pretrained_mlp),
+                    model=start,
                     checkpoints=_store(checkpoint_dir, "refit"),
                     stop=stop,
                     progress=progress,

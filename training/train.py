@@ -183,6 +183,15 @@ def fit(
     )
 
 
+def evaluate_untrained(
+    model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device
+) -> FitResult:
+    """A model used as it starts (zero epochs), reported like a trained one."""
+    model = model.to(device)
+    metrics = prefixed("test", evaluate_test(model, data, config.top_k))
+    return FitResult(model, [], 0, metrics | {"epochs_run": 0, "mean_epoch_seconds": 0.0})
+
+
 def _epoch_batches(
     data: TrainingData,
     sampler: NegativeSampler,
