@@ -7,7 +7,7 @@ Names follow the seed course's training interface (``--num-factors 8 --layers 64
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 MODELS = ("gmf", "mlp", "neumf")
@@ -45,7 +45,6 @@ class TrainConfig:
     # After early stopping on validation, train again on train + validation for the chosen
     # number of epochs: the second-latest interaction is the most telling one for the latest.
     refit: bool = True
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
@@ -89,7 +88,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        values.pop("extra")
         values["layers"] = list(self.layers)
         return values
 

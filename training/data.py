@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from preprocessing.manifest import read_split
+from preprocessing.manifest import read_split, sha256_of
+from preprocessing.schema import MANIFEST_FILE
 from preprocessing.split import Holdout
 
 
@@ -38,7 +39,6 @@ class TrainingData:
     timestamps: torch.Tensor
     validation: HoldoutTensors | None
     test: HoldoutTensors
-    source: Path | None = None
     manifest_sha256: str | None = None
 
     def with_validation_merged(self) -> TrainingData:
@@ -70,9 +70,6 @@ class TrainingData:
 
     @classmethod
     def load(cls, folder: Path, device: torch.device) -> TrainingData:
-        from preprocessing.manifest import sha256_of
-        from preprocessing.schema import MANIFEST_FILE
-
         split = read_split(folder)
         return cls(
             n_users=split.n_users,
@@ -84,6 +81,5 @@ class TrainingData:
             if split.validation is None
             else HoldoutTensors.from_holdout(split.validation, device),
             test=HoldoutTensors.from_holdout(split.test, device),
-            source=folder,
             manifest_sha256=sha256_of(folder / MANIFEST_FILE),
         )
