@@ -50,12 +50,13 @@ RECIPES: dict[str, dict[str, Any]] = {
         **_MLP_SIZE,
         **_REGULARISATION,
         "num_negatives": 4,
-        "learning_rate": 0.002,
-        "batch_size": 1024,
+        "learning_rate": 0.003,
+        "batch_size": 2048,
     },
 }
-# Fine-tuning pre-trained halves: a small step keeps what they learned (the paper uses SGD).
-RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {"learning_rate": 0.0001}
+# Fine-tuning pre-trained halves: a small step keeps what they learned (the paper uses SGD);
+# alpha 0.7 leans on the stronger GMF half (chosen on validation: HR 0.72 against 0.71 at 0.5).
+RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {"learning_rate": 0.0001, "alpha": 0.7}
 
 
 @dataclass
