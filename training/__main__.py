@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return EXIT_INTERRUPTED
-    summary = {k: v for k, v in metrics.items() if k != "history"}
+    summary = {k: v for k, v in metrics.items() if not k.endswith("history")}
     print(json.dumps(summary, indent=2))
     return 0
 
