@@ -348,21 +348,9 @@ def _timestamps(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return start[owner] + (np.arange(len(owner)) - first[owner]) + stretch
 
 
-@dataclass(frozen=True)
-class _Layout:
-    separator: str
-    header: str | None
-    rating_format: str  # how one rating prints, e.g. "4" and "3.5", or "4.0" and "3.5"
-
-
-# The byte layout of each release's ratings file, so the real loader reads what this writes.
-_LAYOUTS = {
-    "ml-100k": _Layout(separator="\t", header=None, rating_format="{:g}"),
-    "ml-1m": _Layout(separator="::", header=None, rating_format="{:g}"),
-    "ml-csv": _Layout(
-        separator=",", header="userId,movieId,rating,timestamp", rating_format="{:.1f}"
-    ),
-}
+# How one rating prints in each release ("4" and "3.5", or "4.0" and "3.5"); separator, header
+# and file name come from the loader's RAW_FORMATS, so the real loader reads what this writes.
+_RATING_FORMATS = {"ml-100k": "{:g}", "ml-1m": "{:g}", "ml-csv": "{:.1f}"}
 _HALF_STARS = np.arange(11) / 2  # every rating MovieLens can hold: 0.5..5 (0 only as a label)
 _WRITE_ROWS = 1 << 20
 
@@ -374,23 +362,27 @@ def write_raw(df: pd.DataFrame, out_dir: Path, raw_format: str) -> Path:
     ``4`` and ``3.5`` (ML-1M, ML-10M); "ml-csv": ``ratings.csv`` with a header, ratings like ``4.0``
     (ML-20M and later). Written under a temporary name, then renamed, so no reader sees half a file.
     """
-    if raw_format not in _LAYOUTS:
-        raise ValueError(f"Unknown raw_format {raw_format!r}; choose one of {', '.join(_LAYOUTS)}.")
-    layout = _LAYOUTS[raw_format]
+    if raw_format not in _RATING_FORMATS:
+        raise ValueError(
+            f"Unknown raw_format {raw_format!r}; choose one of {', '.join(_RATING_FORMATS)}."
+        )
+    layout = RAW_FORMATS[raw_format]
     table = pa.table(
         {
             "user_id": df["user_id"].to_numpy(np.int64),
             "item_id": df["item_id"].to_numpy(np.int64),
-            "rating": _rating_labels(df["rating"].to_numpy(np.float64), layout.rating_format),
+            "rating": _rating_labels(
+                df["rating"].to_numpy(np.float64), _RATING_FORMATS[raw_format]
+            ),
             "timestamp": df["timestamp"].to_numpy(np.int64),
         }
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / RAW_FORMATS[raw_format].file_name
+    path = out_dir / layout.file_name
     partial = path.with_name(path.name + ".part")
     with partial.open("wb") as out:
-        if layout.header:
-            out.write(f"{layout.header}\n".encode())
+        if layout.has_header:
+            out.write(f"{layout.separator.join(layout.columns)}\n".encode())
         for batch in table.to_batches(max_chunksize=_WRITE_ROWS):
             out.write(_csv_bytes(batch, layout.separator))
     partial.replace(path)

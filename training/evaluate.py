@@ -92,15 +92,15 @@ def evaluate_full_catalogue(
     return {f"full_recall@{k}": metrics[f"hr@{k}"], f"full_ndcg@{k}": metrics[f"ndcg@{k}"]}
 
 
+def evaluate_test_catalogue(model: nn.Module, data: TrainingData, k: int) -> dict[str, float]:
+    """The catalogue view of the test set; validation positives count as seen."""
+    seen = data.with_validation_merged()
+    return evaluate_full_catalogue(model, data.test, seen.users, seen.items, data.n_items, k)
+
+
 def evaluate_test(model: nn.Module, data: TrainingData, k: int) -> dict[str, float]:
-    """Test metrics on both views; validation positives count as seen for the catalogue view."""
-    seen_users, seen_items = data.users, data.items
-    if data.validation is not None:
-        seen_users = torch.cat([seen_users, data.validation.users])
-        seen_items = torch.cat([seen_items, data.validation.items])
-    return evaluate_holdout(model, data.test, k) | evaluate_full_catalogue(
-        model, data.test, seen_users, seen_items, data.n_items, k
-    )
+    """Test metrics on both views."""
+    return evaluate_holdout(model, data.test, k) | evaluate_test_catalogue(model, data, k)
 
 
 def evaluate_artifact(model_dir: Path, data_dir: Path, k: int = 10) -> dict[str, float]:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import TrainConfig
 from training.data import TrainingData
-from training.evaluate import evaluate_holdout, evaluate_test
+from training.evaluate import evaluate_holdout, evaluate_test, evaluate_test_catalogue
 from training.losses import LOSSES
 from training.metrics import prefixed
 from training.models import build_model
@@ -231,9 +231,7 @@ def _final_metrics(
 ) -> dict[str, Any]:
     best = next(row for row in state.history if row["epoch"] == state.best_epoch)
     trained = [row for row in state.history if row["epoch"] > 0]
-    full = {
-        k: v for k, v in evaluate_test(model, data, config.top_k).items() if k.startswith("full")
-    }
+    full = evaluate_test_catalogue(model, data, config.top_k)
     return {
         "best_epoch": state.best_epoch,
         "epochs_run": len(trained),
