@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup pipeline test lint format clean
+.PHONY: setup pipeline test lint format bootstrap images clean
 
 $(BIN)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,16 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-clean:
-	rm -rf runs results .pytest_cache .ruff_cache
+# Offline machines (root): Docker engine, the debootstrap base image, then `images`.
+bootstrap:
+	scripts/bootstrap.sh
+
+# The stage and service images; with internet, from the public python:3.11-slim-bookworm.
+images:
+	PYTHON=$(PYTHON) scripts/build_images.sh
+
+# Stopped local-mode containers, the sagemaker-local network, scratch and run folders
+# (root-owned files written by containers included).
+clean: setup
+	$(BIN)/python -m orchestration.cleanup runs results
+	rm -rf .pytest_cache .ruff_cache

@@ -2,9 +2,10 @@
 # Offline image bootstrap for the course's SageMaker local-mode containers.
 #
 # Run as root on Debian bookworm from anywhere: installs the Docker engine, starts dockerd, makes
-# the offline base image ncf-base:bookworm with debootstrap, builds a host wheelhouse of the
-# project's dependencies and builds ncf-preprocessing:latest and ncf-training:latest.
-# Idempotent: every step is skipped when its result is already there.
+# the offline base image ncf-base:bookworm with debootstrap, then runs scripts/build_images.sh
+# (host wheelhouse + every image, `pip install --no-index` inside the builds).
+# Idempotent: every step is skipped when its result is already there. Not needed on a machine
+# with internet and a Docker engine: `make images` builds from the public base images there.
 #
 # Environment overrides: BASE_IMAGE (default ncf-base:bookworm; set python:3.11-slim-bookworm
 # where a registry is reachable), DEBIAN_MIRROR, PYTHON (the host interpreter for `pip wheel`).
@@ -13,10 +14,7 @@ set -euo pipefail
 DOCKER=/usr/bin/docker # /usr/local/bin/docker (first on PATH) has no buildx/compose
 BASE_IMAGE=${BASE_IMAGE:-ncf-base:bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PYTHON=${PYTHON:-python3}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WHEELHOUSE=$REPO_ROOT/build/wheelhouse
-WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
 DOCKERD_LOG=/var/log/dockerd.log
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -85,53 +83,14 @@ make_base_image() {
     rm -rf "$rootfs" "$rootfs.log"
 }
 
-build_wheelhouse() {
-    step "Wheelhouse $WHEELHOUSE"
-    if [[ -f $WHEELHOUSE_STAMP && $WHEELHOUSE_STAMP -nt $REPO_ROOT/pyproject.toml ]]; then
-        info "up to date with pyproject.toml"
-        return
-    fi
-    local tmp=$WHEELHOUSE.tmp log=$REPO_ROOT/build/pip-wheel.log
-    rm -rf "$tmp"
-    mkdir -p "$REPO_ROOT/build"
-    info "pip wheel: the project and all its dependencies (torch from the CPU find-links; log: $log)"
-    "$PYTHON" -m pip wheel --wheel-dir "$tmp" "$REPO_ROOT" >"$log" 2>&1 ||
-        die "pip wheel failed (last lines of $log below); check that PyPI and the torch CPU
-    find-links (pip config list) are reachable:
-$(tail -n 15 "$log")"
-    if compgen -G "$tmp/nvidia_*" >/dev/null || compgen -G "$tmp/triton-*" >/dev/null; then
-        die "the wheelhouse holds CUDA packages ($(cd "$tmp" && ls nvidia_* triton-* 2>/dev/null |
-            tr '\n' ' ')); pip did not pick the CPU torch wheel: add its find-links and rerun"
-    fi
-    compgen -G "$tmp/torch-*+cpu-*.whl" >/dev/null ||
-        die "no torch +cpu wheel in the wheelhouse: $(cd "$tmp" && ls torch-* 2>/dev/null)"
-    rm -rf "$WHEELHOUSE"
-    mv "$tmp" "$WHEELHOUSE"
-    touch "$WHEELHOUSE_STAMP"
-    info "$(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
-}
-
-build_image() {
-    local stage=$1 tag=ncf-$1:latest
-    step "Image $tag (from $BASE_IMAGE)"
-    DOCKER_BUILDKIT=1 "$DOCKER" build --quiet \
-        --build-arg BASE_IMAGE="$BASE_IMAGE" \
-        -f "$REPO_ROOT/$stage/Dockerfile" -t "$tag" "$REPO_ROOT" >/dev/null ||
-        die "docker build of $tag failed; rerun without --quiet to see why:
-    DOCKER_BUILDKIT=1 $DOCKER build --build-arg BASE_IMAGE=$BASE_IMAGE -f $stage/Dockerfile -t $tag ."
-    info "$("$DOCKER" image inspect -f '{{.Id}}  {{.Size}} bytes' "$tag")"
-}
-
 main() {
     local started=$SECONDS
     require_root
     install_packages
     start_dockerd
     make_base_image
-    build_wheelhouse
-    build_image preprocessing
-    build_image training
-    step "Done in $((SECONDS - started)) s"
+    DOCKER=$DOCKER BASE_IMAGE=$BASE_IMAGE "$REPO_ROOT/scripts/build_images.sh"
+    step "Bootstrap done in $((SECONDS - started)) s"
 }
 
 main "$@"

@@ -1,0 +1,118 @@
+"""Leftovers of local-mode jobs: stopped containers, the job network, scratch folders.
+
+Local mode runs each job with docker-compose and leaves its stopped containers behind; the
+containers run as root, so the files they write into mounted scratch folders belong to root and a
+learner's own user cannot delete them. ``python -m orchestration.cleanup`` (``make clean``)
+removes all of it and says what it removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+
+from orchestration.localmode import IMAGES, NETWORK
+
+STOPPED = ("created", "exited", "dead")
+
+
+@dataclass
+class CleanupReport:
+    containers: list[str] = field(default_factory=list)
+    network: bool = False
+    folders: list[Path] = field(default_factory=list)
+
+    def format(self) -> str:
+        return (
+            f"removed {len(self.containers)} stopped container(s), "
+            f"{'the' if self.network else 'no'} {NETWORK} network, "
+            f"{len(self.folders)} scratch folder(s)"
+        )
+
+
+def remove_stopped_containers(client: docker.DockerClient) -> list[str]:
+    """Stopped containers of the course's images; running ones (an endpoint) are left alone."""
+    removed = []
+    for image in IMAGES.values():
+        for status in STOPPED:
+            filters = {"ancestor": image, "status": status}
+            try:
+                containers = client.containers.list(all=True, filters=filters)
+            except APIError:  # the image does not exist on this engine
+                break
+            for container in containers:
+                container.remove(v=True)
+                removed.append(container.name)
+    return removed
+
+
+def remove_network(client: docker.DockerClient) -> bool:
+    """The shared job network, unless something (a service, an endpoint) still uses it."""
+    try:
+        network = client.networks.get(NETWORK)
+    except NotFound:
+        return False
+    network.reload()
+    if network.attrs.get("Containers"):
+        return False
+    network.remove()
+    return True
+
+
+def remove_folder(client: docker.DockerClient | None, folder: Path) -> bool:
+    """Delete a scratch folder; root-owned contents are deleted from inside a container."""
+    if not folder.exists():
+        return False
+    try:
+        shutil.rmtree(folder)
+    except PermissionError:
+        if client is None:
+            raise
+        client.containers.run(
+            IMAGES["preprocessing"],
+            entrypoint=["find", "/scratch/contents", "-mindepth", "1", "-delete"],
+            volumes={str(folder.resolve()): {"bind": "/scratch/contents", "mode": "rw"}},
+            remove=True,
+            user="0",
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def clean(folders: list[Path], network: bool = True) -> CleanupReport:
+    report = CleanupReport()
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException:
+        client = None
+    if client is not None:
+        report.containers = remove_stopped_containers(client)
+        report.network = network and remove_network(client)
+    report.folders = [folder for folder in folders if remove_folder(client, folder)]
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.cleanup", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "folders", nargs="*", type=Path, help="scratch folders to delete (e.g. runs)"
+    )
+    parser.add_argument(
+        "--keep-network", action="store_true", help=f"leave the {NETWORK} network in place"
+    )
+    args = parser.parse_args(argv)
+    report = clean(args.folders, network=not args.keep_network)
+    print(report.format())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Build the course's images: the three SageMaker stages and the compose services.
+#
+#   scripts/build_images.sh            ncf-preprocessing, ncf-training, ncf-inference, ncf-s3, ncf-mlflow
+#   WITH_JUPYTERLAB=1 scripts/build_images.sh     ... and ncf-jupyterlab
+#
+# Every image installs its Python packages with `pip install --no-index` from a host wheelhouse
+# (build/wheelhouse, made here with `pip wheel`) bind-mounted into the build, so builds need no
+# package index and no wheel lands in a layer. Needs a running Docker engine, not root.
+# Environment: BASE_IMAGE (default python:3.11-slim-bookworm; the offline bootstrap passes
+# ncf-base:bookworm), PYTHON (the interpreter for `pip wheel`), DOCKER (a BuildKit-capable CLI).
+set -euo pipefail
+
+DOCKER=${DOCKER:-/usr/bin/docker} # on the course's CI machines /usr/local/bin/docker lacks buildx
+[[ -x $DOCKER ]] || DOCKER=$(command -v docker)
+BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim-bookworm}
+PYTHON=${PYTHON:-python3}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WHEELHOUSE=$REPO_ROOT/build/wheelhouse
+WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
+# Every image installs from here: stage dependencies, serving (inference), objectstore +
+# notebooks + localmode (the compose services and JupyterLab).
+WHEEL_EXTRAS=serving,notebooks,localmode
+
+step() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() {
+    printf 'ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# What the wheelhouse depends on: the dependency tables of pyproject.toml, not its other edits.
+dependency_hash() {
+    "$PYTHON" - "$REPO_ROOT/pyproject.toml" <<'PY'
+import hashlib, json, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+tables = [project["dependencies"], project.get("optional-dependencies", {})]
+print(hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest())
+PY
+}
+
+build_wheelhouse() {
+    step "Wheelhouse $WHEELHOUSE"
+    local wanted
+    wanted=$(dependency_hash)
+    if [[ -f $WHEELHOUSE_STAMP && $(cat "$WHEELHOUSE_STAMP") == "$wanted" ]]; then
+        info "up to date with pyproject.toml's dependencies"
+        return
+    fi
+    local tmp=$WHEELHOUSE.tmp log=$REPO_ROOT/build/pip-wheel.log
+    rm -rf "$tmp"
+    mkdir -p "$REPO_ROOT/build"
+    info "pip wheel: the project, its extras ($WHEEL_EXTRAS) and their dependencies (log: $log)"
+    "$PYTHON" -m pip wheel --wheel-dir "$tmp" "$REPO_ROOT[$WHEEL_EXTRAS]" >"$log" 2>&1 ||
+        die "pip wheel failed (last lines of $log below); check that PyPI and the torch
+    find-links (pip config list) are reachable:
+$(tail -n 15 "$log")"
+    if [[ $BASE_IMAGE != *cuda* ]] && compgen -G "$tmp/nvidia_*" >/dev/null; then
+        die "the wheelhouse holds CUDA packages ($(cd "$tmp" && ls nvidia_* | tr '\n' ' '));
+    pip did not pick a CPU torch wheel: add its find-links (https://download.pytorch.org/whl/cpu)"
+    fi
+    rm -rf "$WHEELHOUSE"
+    mv "$tmp" "$WHEELHOUSE"
+    echo "$wanted" >"$WHEELHOUSE_STAMP"
+    info "$(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
+}
+
+# build_image TAG DOCKERFILE [TARGET]
+build_image() {
+    local tag=$1 dockerfile=$2 target=${3:-} started=$SECONDS
+    step "Image $tag (from $BASE_IMAGE)"
+    local args=(build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" -f "$REPO_ROOT/$dockerfile" -t "$tag")
+    [[ -z $target ]] || args+=(--target "$target")
+    DOCKER_BUILDKIT=1 "$DOCKER" "${args[@]}" "$REPO_ROOT" >/dev/null ||
+        die "docker build of $tag failed; rerun without --quiet to see why:
+    DOCKER_BUILDKIT=1 $DOCKER ${args[*]/--quiet/} $REPO_ROOT"
+    info "$("$DOCKER" image inspect -f '{{.Size}}' "$tag" | numfmt --to=si)B in $((SECONDS - started)) s"
+}
+
+main() {
+    local started=$SECONDS
+    "$DOCKER" info >/dev/null 2>&1 ||
+        die "no Docker engine answers; start it (sudo scripts/bootstrap.sh does) and rerun"
+    build_wheelhouse
+    build_image ncf-preprocessing:latest preprocessing/Dockerfile
+    build_image ncf-training:latest training/Dockerfile
+    build_image ncf-inference:latest inference/Dockerfile
+    build_image ncf-s3:latest services/Dockerfile s3
+    build_image ncf-mlflow:latest services/Dockerfile mlflow
+    [[ -z ${WITH_JUPYTERLAB:-} ]] || build_image ncf-jupyterlab:latest services/Dockerfile jupyterlab
+    step "Images built in $((SECONDS - started)) s"
+}
+
+main "$@"
