@@ -133,13 +133,18 @@ def download(session: LocalSession, s3_uri: str, target: Path) -> Path:
 def run_processing(
     session: LocalSession,
     *,
-    raw: str,
+    raw: str | None,
     output: str,
     arguments: list[str],
     instance_type: str = "local",
     job_name: str | None = None,
 ) -> str:
-    """The preprocessing image as a processing job: ``raw`` in, Parquet + manifest to ``output``."""
+    """The preprocessing image as a processing job: ``raw`` in, Parquet + manifest to ``output``.
+
+    ``raw`` is an ``s3://`` URI or a local folder (the SDK uploads it); None for synthetic data,
+    which the job generates itself.
+    """
+    inputs = [] if raw is None else [ProcessingInput(raw, PROCESSING_INPUT, input_name="raw")]
     processor = Processor(
         role=ROLE,
         image_uri=IMAGES["preprocessing"],
@@ -152,7 +157,7 @@ def run_processing(
     _run_job(
         "processing",
         lambda: processor.run(
-            inputs=[ProcessingInput(source=raw, destination=PROCESSING_INPUT, input_name="raw")],
+            inputs=inputs,
             outputs=[
                 ProcessingOutput(
                     source=PROCESSING_OUTPUT, destination=output, output_name="processed"

@@ -1,9 +1,10 @@
-"""The main job: the whole course pipeline in plain processes, one command.
+"""The main job: the whole course pipeline, one command.
 
 prepare data -> train GMF and MLP -> train NeuMF initialised from both -> evaluate each saved
-artifact -> a results table. Each stage runs as a subprocess of its own entry point with the same
-``/opt/ml``-style folders and ``SM_*`` environment a SageMaker container gets, so what works here
-works in local mode unchanged.
+artifact -> deploy NeuMF and ask it for sample recommendations -> a results table. With Docker
+and the course's images every stage is a SageMaker local-mode job (``orchestration.course``);
+without, each stage runs as a subprocess of its own entry point with the same ``/opt/ml``-style
+folders and ``SM_*`` environment a container gets, so what works here works in a job unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.job import dataset_choices
+from preprocessing.schema import TABLE_FILES, USERS, read_table
 from training.evaluate import evaluate_artifact
 from training.tracking import local_tracking_uri
 
@@ -66,6 +68,13 @@ class Stage:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class TrainedModel:
+    folder: Path  # the model folder on this machine, for evaluation
+    location: str  # what a later stage is given: a folder here, an s3:// URI in local mode
+    seconds: float
+
+
 def run_stage(module: str, args: list[str], env: dict[str, str]) -> float:
     """Run ``python -m module`` like a container runs its entry point; raise if it fails."""
     started = time.perf_counter()
@@ -78,58 +87,88 @@ def run_stage(module: str, args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def hyperparameter_flags(recipe: dict[str, Any], overrides: dict[str, Any]) -> list[str]:
+def hyperparameter_flags(hyperparameters: dict[str, Any]) -> list[str]:
     flags = []
-    for key, value in (recipe | overrides).items():
+    for key, value in hyperparameters.items():
         flags.append(f"--{key.replace('_', '-')}")
         flags.extend(str(n) for n in (value if isinstance(value, tuple) else (value,)))
     return flags
 
 
-def train(
-    name: str,
-    processed: Path,
-    work_dir: Path,
-    overrides: dict[str, Any],
-    pretrained: dict[str, Path] | None = None,
-) -> tuple[Path, float]:
-    model_dir = work_dir / "models" / name
-    env = {"SM_CHANNEL_TRAIN": str(processed), "SM_MODEL_DIR": str(model_dir)}
-    for channel, path in (pretrained or {}).items():
-        env[f"SM_CHANNEL_{channel.upper()}"] = str(path)
-    flags = [*hyperparameter_flags(RECIPES[name], overrides), "--run-name", name]
-    return model_dir, run_stage("training", flags, env)
-
-
-def run_pipeline(args: argparse.Namespace) -> list[Stage]:
-    work_dir: Path = args.work_dir
-    processed = work_dir / "processed"
-    prep_flags = ["--dataset", args.dataset, "--output-dir", str(processed)]
-    prep_flags += ["--cache-dir", str(args.cache_dir), "--seed", str(args.seed)]
-    if args.data_dir:
-        prep_flags += ["--data-dir", str(args.data_dir)]
+def preprocessing_flags(args: argparse.Namespace) -> list[str]:
+    """The preprocessing options the main job passes on, wherever the stage runs."""
+    flags = ["--dataset", args.dataset, "--seed", str(args.seed), "--no-progress"]
     if args.dataset == "synthetic":
-        prep_flags += ["--synthetic-shape", args.synthetic_shape]
-    stages = [Stage("prepare data", run_stage("preprocessing", prep_flags, {}))]
+        flags += ["--synthetic-shape", args.synthetic_shape]
+    return flags
 
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(work_dir / "mlflow")
-    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu, "tracking_uri": tracking_uri}
+
+class ProcessBackend:
+    """Each stage a subprocess of its entry point, with the ``SM_*`` contract of a container."""
+
+    description = "plain processes"
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.processed = work_dir / "processed"
+        self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(
+            work_dir / "mlflow"
+        )
+
+    def prepare(self, args: argparse.Namespace) -> Path:
+        flags = [*preprocessing_flags(args), "--output-dir", str(self.processed)]
+        flags += ["--cache-dir", str(args.cache_dir)]
+        if args.data_dir:
+            flags += ["--data-dir", str(args.data_dir)]
+        run_stage("preprocessing", flags, {})
+        return self.processed
+
+    def train(
+        self, name: str, hyperparameters: dict[str, Any], pretrained: dict[str, TrainedModel]
+    ) -> TrainedModel:
+        model_dir = self.work_dir / "models" / name
+        env = {"SM_CHANNEL_TRAIN": str(self.processed), "SM_MODEL_DIR": str(model_dir)}
+        for channel, model in pretrained.items():
+            env[f"SM_CHANNEL_{channel.upper()}"] = model.location
+        flags = hyperparameter_flags(hyperparameters | {"tracking_uri": self.tracking_uri})
+        seconds = run_stage("training", flags, env)
+        return TrainedModel(model_dir, str(model_dir), seconds)
+
+    def recommend(self, model: TrainedModel, users: list[Any], k: int) -> list[dict[str, Any]]:
+        """The serving code in this process: the same recommender the endpoint runs."""
+        from inference.recommender import Recommender
+
+        recommender = Recommender.from_folder(model.folder)
+        return [recommendation(user, recommender.recommend(user, k)) for user in users]
+
+
+def recommendation(user: Any, items: list[tuple[Any, float]]) -> dict[str, Any]:
+    return {"user_id": user, "items": [{"item_id": i, "score": s} for i, s in items]}
+
+
+def run_pipeline(args: argparse.Namespace, backend) -> tuple[list[Stage], list[dict[str, Any]]]:
+    """prepare -> GMF, MLP -> NeuMF from both -> evaluate -> recommendations from an endpoint."""
+    started = time.perf_counter()
+    processed = backend.prepare(args)
+    stages = [Stage("prepare data", time.perf_counter() - started)]
+    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu}
     if args.epochs:
         overrides["epochs"] = args.epochs
-    trained: dict[str, tuple[Path, float]] = {}
-    for name in ("gmf", "mlp"):
-        trained[name] = train(name, processed, work_dir, overrides)
-    trained["neumf-pretrained"] = train(
-        "neumf-pretrained",
-        processed,
-        work_dir,
-        overrides,
-        pretrained={"gmf": trained["gmf"][0], "mlp": trained["mlp"][0]},
-    )
-    for name, (model_dir, seconds) in trained.items():
-        metrics = evaluate_artifact(model_dir, processed, k=10)
-        stages.append(Stage(name, seconds, metrics))
-    return stages
+    trained: dict[str, TrainedModel] = {}
+    for name, pretrained in (("gmf", ()), ("mlp", ()), ("neumf-pretrained", ("gmf", "mlp"))):
+        hyperparameters = RECIPES[name] | overrides | {"run_name": name}
+        channels = {channel: trained[channel] for channel in pretrained}
+        trained[name] = backend.train(name, hyperparameters, channels)
+    for name, model in trained.items():
+        metrics = evaluate_artifact(model.folder, processed, k=10)
+        stages.append(Stage(name, model.seconds, metrics))
+    users = sample_users(processed)
+    return stages, backend.recommend(trained["neumf-pretrained"], users, k=5)
+
+
+def sample_users(processed: Path, count: int = 3) -> list[Any]:
+    users = read_table(processed / TABLE_FILES["users"], USERS)
+    return users.column("user_id").to_pylist()[:count]
 
 
 def results_table(stages: list[Stage]) -> str:
@@ -143,15 +182,32 @@ def results_table(stages: list[Stage]) -> str:
     return "\n".join(lines)
 
 
-def write_results(stages: list[Stage], results_dir: Path, args: argparse.Namespace) -> None:
+def recommendations_table(recommendations: list[dict[str, Any]]) -> str:
+    lines = ["| user | top items (score) |", "|---|---|"]
+    for row in recommendations:
+        items = ", ".join(f"{item['item_id']} ({item['score']:.2f})" for item in row["items"])
+        lines.append(f"| {row['user_id']} | {items} |")
+    return "\n".join(lines)
+
+
+def write_results(
+    stages: list[Stage],
+    recommendations: list[dict[str, Any]],
+    results_dir: Path,
+    args: argparse.Namespace,
+    backend: str,
+) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "dataset": args.dataset,
         "seed": args.seed,
+        "ran_as": backend,
         "stages": [stage.__dict__ for stage in stages],
+        "recommendations": recommendations,
     }
     (results_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (results_dir / "results.md").write_text(results_table(stages) + "\n")
+    tables = [results_table(stages), recommendations_table(recommendations)]
+    (results_dir / "results.md").write_text("\n\n".join(tables) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,18 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override every model's epoch budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu", choices=("auto", "true", "false"), default="auto")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "local-mode", "processes"),
+        default="auto",
+        help="auto: SageMaker local-mode jobs when Docker and the images are there, else processes",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from orchestration.course import open_backend
+
     try:
-        stages = run_pipeline(args)
-    except RuntimeError as exc:
+        with open_backend(args.mode, args.work_dir) as backend:
+            print(f"running the course pipeline as {backend.description}")
+            stages, recommendations = run_pipeline(args, backend)
+    except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_results(stages, args.results_dir, args)
-    print(results_table(stages))
+    write_results(stages, recommendations, args.results_dir, args, backend.description)
+    print(results_table(stages), recommendations_table(recommendations), sep="\n\n")
     print(f"results written to {args.results_dir / 'results.md'} and results.json")
     return 0
 

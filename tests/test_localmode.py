@@ -1,0 +1,105 @@
+"""The local-mode module without Docker: session settings, instance choice, scratch paths."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestration import localmode
+
+
+def test_session_makes_no_aws_request_and_targets_the_local_store(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the session tried to reach the network")
+
+    monkeypatch.setattr("botocore.endpoint.Endpoint.make_request", refuse)
+    session = localmode.local_session("http://127.0.0.1:1", "course", tmp_path)
+    assert session._default_bucket_name_override == "course"  # default_bucket() asks the store
+    assert session.boto_region_name == localmode.REGION
+    assert session.s3_client.meta.endpoint_url == "http://127.0.0.1:1"
+    assert session.config["local"] == {"local_code": True, "container_root": str(tmp_path)}
+    assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"]
+    credentials = session.boto_session.get_credentials()
+    assert credentials.access_key == localmode.DUMMY_KEY  # never the AWS credential chain
+
+
+def test_scratch_space_avoids_folders_the_sdk_refuses(tmp_path, monkeypatch):
+    assert localmode.container_root(tmp_path / "scratch") == (tmp_path / "scratch").resolve()
+    monkeypatch.setattr(localmode, "_SENSITIVE_SYSTEM_PATHS", [str(tmp_path.resolve())])
+    fallback = localmode.container_root(tmp_path / "scratch")
+    assert not str(fallback).startswith(str(tmp_path.resolve()))
+    assert fallback.is_dir()
+
+
+def _fake_commands(monkeypatch, *, smi: bool, smi_ok: bool = True, runtimes: str = "{}"):
+    monkeypatch.setattr(localmode.shutil, "which", lambda name: "/usr/bin/" + name if smi else None)
+
+    def run(command, **kwargs):
+        if command[0] == "nvidia-smi":
+            return subprocess.CompletedProcess(command, 0 if smi_ok else 9, "", "")
+        return subprocess.CompletedProcess(command, 0, runtimes, "")
+
+    monkeypatch.setattr(localmode.subprocess, "run", run)
+
+
+@pytest.mark.parametrize(
+    ("smi", "smi_ok", "runtimes", "expected", "reason"),
+    [
+        (False, True, "{}", "local", "no nvidia-smi"),
+        (True, False, "{}", "local", "driver is not working"),
+        (True, True, '{"runc":{}}', "local", "NVIDIA Container Toolkit"),
+        (True, True, '{"nvidia":{},"runc":{}}', "local_gpu", "nvidia runtime"),
+    ],
+)
+def test_gpu_instance_only_when_docker_can_pass_a_gpu(
+    monkeypatch, smi, smi_ok, runtimes, expected, reason
+):
+    _fake_commands(monkeypatch, smi=smi, smi_ok=smi_ok, runtimes=runtimes)
+    choice = localmode.choose_instance_type()
+    assert choice.instance_type == expected
+    assert reason in choice.reason
+
+
+def test_hyperparameters_are_strings_with_lists_space_separated():
+    assert localmode._hyperparameter((256, 128, 64)) == "256 128 64"
+    assert localmode._hyperparameter(0.001) == "0.001"
+    assert localmode._hyperparameter(True) == "True"
+
+
+def test_readiness_wait_names_the_url_and_last_answer():
+    with pytest.raises(localmode.LocalModeError, match=r"127\.0\.0\.1:9/ping: ConnectionError"):
+        localmode.wait_until_ready("http://127.0.0.1:9/ping", timeout=0.5)
+
+
+def test_cleanup_removes_scratch_folders_without_docker(tmp_path, monkeypatch):
+    from orchestration import cleanup
+
+    scratch = tmp_path / "scratch"
+    (scratch / "job").mkdir(parents=True)
+    (scratch / "job" / "model.tar.gz").write_bytes(b"x")
+    monkeypatch.setattr(cleanup.docker, "from_env", _no_engine)
+    report = cleanup.clean([scratch, tmp_path / "absent"])
+    assert report.folders == [scratch] and not scratch.exists()
+    assert report.containers == [] and report.network is False
+
+
+def _no_engine():
+    from docker.errors import DockerException
+
+    raise DockerException("no engine")
+
+
+def test_main_job_falls_back_to_processes_with_one_line_saying_how(tmp_path, monkeypatch, capsys):
+    from orchestration import course
+
+    monkeypatch.setattr(course, "docker_problem", lambda: "no Docker engine answers")
+    with course.open_backend("auto", Path(tmp_path)) as backend:
+        assert backend.description == "plain processes"
+    assert "make images" in capsys.readouterr().out
+    with (
+        pytest.raises(RuntimeError, match="no Docker engine answers"),
+        course.open_backend("local-mode", Path(tmp_path)),
+    ):
+        pass
