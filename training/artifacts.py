@@ -1,25 +1,45 @@
-"""The model artifact contract: ``model.pt`` (a state_dict), ``config.json``, ``metrics.json``.
+"""The model artifact contract: what a model folder (later ``model.tar.gz``) holds.
 
-Loading uses ``torch.load(..., weights_only=True)``: a model file can never run code, which is
-what lets the serving container load artifacts it did not build.
+- ``model.pt``: the weights as a state_dict, loaded with ``torch.load(..., weights_only=True)``
+  so a model file can never run code, which is what lets the serving container load artifacts
+  it did not build;
+- ``config.json``: the architecture and sizes to rebuild the model, and the id-map file names;
+- ``metrics.json``: what the training job measured;
+- ``users.parquet`` / ``items.parquet``: the id maps, copied from the processed split
+  (:data:`preprocessing.schema.USERS` / :data:`preprocessing.schema.ITEMS`);
+- ``seen_items.parquet`` (:data:`SEEN_ITEMS`): every (user, item) pair of the training and
+  validation data, so serving can leave out what a user already interacted with. Test positives
+  are not in it: an endpoint then ranks exactly as the full-catalogue evaluation does.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import torch
 from torch import nn
 
+from preprocessing.schema import SchemaError, read_table, write_table
 from training.models import build_model
 
 MODEL_FILE = "model.pt"
 SELECTION_FILE = "selection.pt"  # the model early stopping picked, before the refit
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+SEEN_ITEMS_FILE = "seen_items.parquet"
+
+# Dense 0-based indices, named as in the processed tables; one row per distinct pair, sorted.
+SEEN_ITEMS = pa.schema(
+    [
+        pa.field("user", pa.int32(), nullable=False),
+        pa.field("item", pa.int32(), nullable=False),
+    ]
+)
 
 
 class ArtifactError(ValueError):
@@ -31,9 +51,11 @@ def save_model(
     model: nn.Module,
     config: dict[str, Any],
     metrics: dict[str, Any],
-    id_maps: list[Path] = (),
+    id_maps: Sequence[Path] = (),
     selection: nn.Module | None = None,
+    seen_items: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
+    """``seen_items``: the (users, items) index tensors a user has interacted with."""
     folder.mkdir(parents=True, exist_ok=True)
     for path, weights in ((MODEL_FILE, model), (SELECTION_FILE, selection)):
         if weights is not None:
@@ -43,6 +65,10 @@ def save_model(
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     for path in id_maps:
         shutil.copyfile(path, folder / path.name)
+    if seen_items is not None:
+        pairs = torch.unique(torch.stack(seen_items, dim=1).cpu(), dim=0).to(torch.int32)
+        columns = {"user": pairs[:, 0].numpy(), "item": pairs[:, 1].numpy()}
+        write_table(pa.table(columns, schema=SEEN_ITEMS), SEEN_ITEMS, folder / SEEN_ITEMS_FILE)
 
 
 def load_model(
@@ -52,14 +78,33 @@ def load_model(
     missing = [name for name in (weights, CONFIG_FILE) if not (folder / name).is_file()]
     if missing:
         raise ArtifactError(f"{folder} is not a model folder: {', '.join(missing)} missing")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    arch = config["architecture"]
-    model = build_model(
-        arch["model"], arch["n_users"], arch["n_items"], arch["num_factors"], tuple(arch["layers"])
-    )
-    state = torch.load(folder / weights, map_location=device, weights_only=True)
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{folder / weights} does not match config.json: {exc}") from exc
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        arch = config["architecture"]
+        model = build_model(
+            arch["model"],
+            arch["n_users"],
+            arch["n_items"],
+            arch["num_factors"],
+            tuple(arch["layers"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # ValueError: bad JSON or model name
+        raise ArtifactError(f"{folder / CONFIG_FILE} is not a model config: {exc!r}") from exc
+    try:
+        model.load_state_dict(torch.load(folder / weights, map_location=device, weights_only=True))
+    except RuntimeError as exc:  # a truncated file, or weights of another architecture
+        raise ArtifactError(
+            f"{folder / weights} is unreadable or does not match config.json: {exc}"
+        ) from exc
     return model.to(device), config
+
+
+def read_artifact_table(path: Path, schema: pa.Schema) -> pa.Table:
+    """A Parquet table of a model folder, checked against its written schema."""
+    retrain = "train the model again with this version of the course code"
+    if not path.is_file():
+        raise ArtifactError(f"{path.parent} has no {path.name}: {retrain}")
+    try:
+        return read_table(path, schema)
+    except (SchemaError, pa.ArrowException) as exc:
+        raise ArtifactError(f"{path} is unreadable or has another schema: {retrain}") from exc

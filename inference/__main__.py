@@ -1,0 +1,52 @@
+"""``python -m inference [serve]``: the model server, as SageMaker starts it (``docker run IMAGE
+serve``) and as a plain host process. The port comes from ``SAGEMAKER_BIND_TO_PORT`` (8080), the
+worker processes from ``SAGEMAKER_MODEL_SERVER_WORKERS`` (1), the model from ``SM_MODEL_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+# dictConfig rather than basicConfig: uvicorn applies it again in each worker process.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+}
+
+
+def _env_int(name: str, default: int, parser: argparse.ArgumentParser) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        parser.error(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m inference", description="Serve /ping and /invocations for a model folder."
+    )
+    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker passes it")
+    parser.parse_args(argv)
+    uvicorn.run(
+        "inference.app:app",
+        host="0.0.0.0",
+        port=_env_int("SAGEMAKER_BIND_TO_PORT", 8080, parser),
+        workers=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1, parser),
+        log_config=LOGGING,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""The serving side: the seen-items artifact, top-k recommendations and the HTTP contract.
+
+The app is exercised through a real uvicorn server on a free port (the same stack SageMaker
+talks to); fastapi.testclient would need httpx2, which the project does not install.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import requests
+import torch
+import uvicorn
+from fastapi import FastAPI
+
+import inference.__main__ as cli
+from inference.app import MAX_INSTANCES, create_app
+from inference.recommender import InvalidKError, Recommender, UnknownUserError
+from preprocessing.manifest import read_split
+from preprocessing.schema import ITEMS, USERS, write_table
+from training.artifacts import SEEN_ITEMS, SEEN_ITEMS_FILE, ArtifactError, load_model
+from training.config import TrainConfig
+from training.job import run_training
+
+TINY = {"epochs": 1, "batch_size": 512, "num_factors": 8, "layers": (16, 8), "patience": 1}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, processed_dir):
+    folder = tmp_path_factory.mktemp("model")
+    config = TrainConfig(model="gmf", learning_rate=0.01, gpu="false", **TINY)
+    run_training(config, processed_dir, folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def split(processed_dir):
+    return read_split(processed_dir)
+
+
+@pytest.fixture(scope="module")
+def recommender(model_dir):
+    return Recommender.from_folder(model_dir, "cpu")
+
+
+def seen_by_user(split) -> dict[int, set[int]]:
+    """Raw user id -> raw item ids of its train and validation interactions."""
+    user_ids = split.users.set_index("user")["user_id"]
+    item_ids = split.items.set_index("item")["item_id"]
+    seen: dict[int, set[int]] = {int(user_id): set() for user_id in user_ids}
+    for frame in (split.train, split.validation.frame):
+        for user, item in zip(frame["user"], frame["item"], strict=True):
+            seen[int(user_ids[user])].add(int(item_ids[item]))
+    return seen
+
+
+# --- the artifact -----------------------------------------------------------------------------
+
+
+def test_seen_items_has_the_declared_schema_and_every_train_and_validation_pair(model_dir, split):
+    table = pq.read_table(model_dir / SEEN_ITEMS_FILE)
+    assert table.schema.equals(SEEN_ITEMS, check_metadata=False)
+    written = set(zip(table["user"].to_pylist(), table["item"].to_pylist(), strict=True))
+    frames = (split.train, split.validation.frame)
+    expected = {pair for f in frames for pair in zip(f["user"], f["item"], strict=True)}
+    assert written == expected
+    assert table.num_rows == len(expected)  # one row per distinct pair
+
+
+# --- the recommender --------------------------------------------------------------------------
+
+
+def test_every_unseen_item_and_no_seen_one_is_recommended_best_first(recommender, split):
+    n_items = recommender.n_items
+    for user_id, seen in seen_by_user(split).items():
+        ranked = recommender.recommend(user_id, k=n_items)
+        items = [item_id for item_id, _ in ranked]
+        assert set(items) == set(split.items["item_id"]) - seen
+        assert len(items) == len(set(items)) == n_items - len(seen)
+        scores = [score for _, score in ranked]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_scores_are_the_models_logits_for_the_raw_ids(recommender, model_dir, split):
+    model, _ = load_model(model_dir)
+    user_id = int(split.users["user_id"].iloc[7])
+    user = int(split.users.set_index("user_id").loc[user_id, "user"])
+    index_of_item = split.items.set_index("item_id")["item"]
+    top = recommender.recommend(user_id, k=5)
+    assert len(top) == 5
+    assert all(type(item_id) is int and type(score) is float for item_id, score in top)
+    items = torch.tensor([int(index_of_item[item_id]) for item_id, _ in top])
+    with torch.no_grad():
+        logits = model(torch.full_like(items, user), items)
+    assert [score for _, score in top] == pytest.approx(logits.tolist(), abs=1e-6)
+
+
+def test_unknown_user_is_named(recommender):
+    with pytest.raises(UnknownUserError, match="unknown user_id 987654"):
+        recommender.recommend(987654)
+
+
+@pytest.mark.parametrize("k", [0, -1, 401])
+def test_k_outside_the_catalogue_is_refused(recommender, split, k):
+    assert recommender.n_items == 400
+    with pytest.raises(InvalidKError, match="between 1 and 400"):
+        recommender.recommend(int(split.users["user_id"].iloc[0]), k=k)
+
+
+def test_raw_ids_come_from_the_id_maps_whatever_their_row_order(recommender, model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    for name, table_schema, raw in (("users", USERS, "user_id"), ("items", ITEMS, "item_id")):
+        path = folder / f"{name}.parquet"
+        table = pq.read_table(path)
+        relabelled = pc.add(pc.multiply(table[raw], 1000), 7)  # raw id r becomes 1000 r + 7
+        table = table.set_column(table.schema.get_field_index(raw), raw, relabelled)
+        write_table(table.take(list(range(table.num_rows))[::-1]), table_schema, path)
+    expected = [(1000 * item_id + 7, score) for item_id, score in recommender.recommend(5, 4)]
+    assert Recommender.from_folder(folder, "cpu").recommend(5007, 4) == expected
+
+
+def _drop_seen_items(folder):
+    (folder / SEEN_ITEMS_FILE).unlink()
+
+
+def _widen_seen_items(folder):
+    table = pq.read_table(folder / SEEN_ITEMS_FILE)
+    wide = table.cast(pa.schema([("user", pa.int64()), ("item", pa.int64())]))
+    pq.write_table(wide, folder / SEEN_ITEMS_FILE)
+
+
+def _truncate_users(folder):
+    path = folder / "users.parquet"
+    pq.write_table(pq.read_table(path).slice(1), path)
+
+
+def _seen_item_out_of_range(folder):
+    wrong = pa.table({"user": [0], "item": [400]}, schema=SEEN_ITEMS)
+    pq.write_table(wrong, folder / SEEN_ITEMS_FILE)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_drop_seen_items, "has no seen_items.parquet"),
+        (_widen_seen_items, "seen_items.parquet is unreadable or has another schema"),
+        (_truncate_users, "user id map does not match the model's 300 users"),
+        (_seen_item_out_of_range, "names users or items the model lacks"),
+    ],
+)
+def test_a_broken_model_folder_is_an_artifact_error(model_dir, tmp_path, breakage, message):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    breakage(folder)
+    with pytest.raises(ArtifactError, match=message):
+        Recommender.from_folder(folder, "cpu")
+
+
+# --- the HTTP contract ------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def url(model_dir):
+    with serving(create_app(model_dir)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def user_id(split):
+    return int(split.users["user_id"].iloc[3])
+
+
+def test_ping_answers_once_the_model_is_loaded(url):
+    assert requests.get(f"{url}/ping", timeout=5).status_code == 200
+
+
+def test_invocation_returns_the_recommenders_top_k(url, recommender, user_id):
+    response = requests.post(f"{url}/invocations", json={"user_id": user_id, "k": 3}, timeout=5)
+    assert response.status_code == 200
+    expected = [
+        {"item_id": item, "score": pytest.approx(score)}
+        for item, score in recommender.recommend(user_id, 3)
+    ]
+    assert response.json() == {"user_id": user_id, "items": expected}
+
+
+def test_k_defaults_to_ten(url, user_id):
+    response = requests.post(f"{url}/invocations", json={"user_id": user_id}, timeout=5)
+    assert len(response.json()["items"]) == 10
+
+
+def test_batch_answers_each_instance_in_order(url, recommender, split):
+    user_ids = [int(u) for u in split.users["user_id"].iloc[:3]]
+    instances = [{"user_id": u, "k": k} for u, k in zip(user_ids, (1, 2, 3), strict=True)]
+    response = requests.post(f"{url}/invocations", json={"instances": instances}, timeout=5)
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["user_id"] for p in predictions] == user_ids
+    assert [len(p["items"]) for p in predictions] == [1, 2, 3]
+    assert predictions[2]["items"][0]["item_id"] == recommender.recommend(user_ids[2], 1)[0][0]
+
+
+ONE = '{"user_id": USER}'  # USER: a known user id, filled in by the test
+BAD_REQUESTS = {
+    "malformed JSON": (JSON, '{"user_id": ', 400, "malformed JSON at character"),
+    "CSV": ({"Content-Type": "text/csv"}, ONE, 415, "must be application/json, got text/csv"),
+    "no content type": ({}, ONE, 415, "must be application/json, got none"),
+    "empty body": (JSON, "", 400, "request body: Field required"),
+    "not an object": (JSON, "[1, 2]", 400, "request body: Input should be a valid dictionary"),
+    "no user_id": (JSON, '{"k": 3}', 400, "user_id: Field required"),
+    "string user_id": (JSON, '{"user_id": "7"}', 400, "user_id: Input should be a valid integer"),
+    "unknown field": (JSON, '{"user_id": USER, "top": 3}', 400, "top: Extra inputs are not"),
+    "k zero": (JSON, '{"user_id": USER, "k": 0}', 400, "k: Input should be greater than or equal"),
+    "k too big": (
+        JSON,
+        '{"user_id": USER, "k": 401}',
+        400,
+        "k must be between 1 and 400 (the catalogue), got 401",
+    ),
+    "fractional k": (
+        JSON,
+        '{"user_id": USER, "k": 2.5}',
+        400,
+        "k: Input should be a valid integer",
+    ),
+    "unknown user": (JSON, '{"user_id": 987654}', 404, "unknown user_id 987654"),
+    "empty batch": (JSON, '{"instances": []}', 400, "instances: List should have at least 1"),
+    "bad instance": (JSON, f'{{"instances": [{ONE}, {{"k": 1}}]}}', 400, "instances[1].user_id"),
+    "unknown user in batch": (
+        JSON,
+        f'{{"instances": [{ONE}, {{"user_id": 987654}}]}}',
+        404,
+        "unknown user_id 987654",
+    ),
+    "batch too big": (
+        JSON,
+        f'{{"instances": [{", ".join([ONE] * (MAX_INSTANCES + 1))}]}}',
+        400,
+        f"instances: List should have at most {MAX_INSTANCES} items",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_a_bad_request_gets_a_4xx_naming_the_problem(url, user_id, case):
+    headers, body, status, message = BAD_REQUESTS[case]
+    response = requests.post(
+        f"{url}/invocations", data=body.replace("USER", str(user_id)), headers=headers, timeout=5
+    )
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_without_a_model_ping_and_invocations_say_why(tmp_path):
+    with serving(create_app(tmp_path / "missing")) as base:
+        ping = requests.get(f"{base}/ping", timeout=5)
+        invocation = requests.post(f"{base}/invocations", json={"user_id": 1}, timeout=5)
+    for response in (ping, invocation):
+        assert response.status_code == 503
+        assert "model not loaded" in response.json()["error"]
+        assert "is not a model folder" in response.json()["error"]
+
+
+# --- python -m inference ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "port", "workers"),
+    [
+        ([], {}, 8080, 1),
+        (
+            ["serve"],
+            {"SAGEMAKER_BIND_TO_PORT": "9090", "SAGEMAKER_MODEL_SERVER_WORKERS": "3"},
+            9090,
+            3,
+        ),
+    ],
+)
+def test_serve_reads_sagemakers_environment(monkeypatch, argv, env, port, workers):
+    for name in ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    cli.main(argv)
+    [(app, kwargs)] = calls
+    assert app == "inference.app:app"
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", port, workers)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"), [(["train"], {}), ([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "zero"})]
+)
+def test_serve_refuses_what_it_cannot_run(monkeypatch, argv, env, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: pytest.fail("started"))
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert ("invalid choice" if argv else "must be a positive integer") in capsys.readouterr().err
