@@ -1,5 +1,6 @@
 """``python -m training`` under SageMaker's contract: SM_* channels, hyperparameters.json,
-model artifacts loadable with weights_only, SIGTERM and resume in a real subprocess."""
+model artifacts loadable with weights_only, SIGTERM and resume in a real subprocess laid out
+as a bring-your-own container (no SM_* variables, only /opt/ml files and a checkpoints channel)."""
 
 import json
 import os
@@ -40,6 +41,7 @@ def test_sagemaker_channels_give_a_loadable_artifact(sm_env, processed_dir):
         "metrics.json",
         "users.parquet",
         "items.parquet",
+        "seen_items.parquet",
     }
     state = torch.load(model_dir / "model.pt", weights_only=True)
     assert set(state) == {
@@ -139,9 +141,10 @@ def test_pretrained_with_other_sizes_is_refused(sm_env, monkeypatch, capsys):
 
 
 def run_cli(env, args, **kwargs):
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
     return subprocess.Popen(
         [sys.executable, "-m", "training", *args],
-        env=os.environ | env,
+        env=inherited | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -149,35 +152,53 @@ def run_cli(env, args, **kwargs):
     )
 
 
+def opt_ml(root, processed_dir, hyperparameters):
+    """What local mode mounts for ``Estimator.fit({"train": ..., "checkpoints": "file://..."})``."""
+    config = root / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    channels = {
+        "train": {"TrainingInputMode": "File"},
+        "checkpoints": {"TrainingInputMode": "File"},
+    }
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1-x", "hosts": ["algo-1-x"]})
+    )
+    (root / "input" / "data").mkdir()
+    (root / "input" / "data" / "train").symlink_to(processed_dir)
+    (root / "input" / "data" / "checkpoints").mkdir()
+    (root / "model").mkdir()
+    (root / "output" / "data").mkdir(parents=True)
+    return {"OPT_ML_ROOT": str(root), "TRAINING_JOB_NAME": "ncf-resume", "TQDM_DISABLE": "1"}
+
+
 def test_sigterm_saves_and_a_restart_resumes_to_the_same_metrics(processed_dir, tmp_path):
-    args = ["--model", "gmf", "--epochs", "12", "--num-factors", "8", "--batch-size", "64"]
-    args += ["--patience", "12", "--tracking-uri", (tmp_path / "no-server").as_uri()]
-
-    def env(name):
-        return {
-            "SM_CHANNEL_TRAIN": str(processed_dir),
-            "SM_MODEL_DIR": str(tmp_path / name),
-            "TQDM_DISABLE": "1",
-        }
-
-    reference = run_cli(env("reference"), args)
+    hyperparameters = {"model": "gmf", "epochs": "12", "num-factors": "8", "batch-size": "64"}
+    hyperparameters["patience"] = "12"
+    args = [f"--{key}={value}" for key, value in hyperparameters.items()]
+    tracking = {"MLFLOW_TRACKING_URI": (tmp_path / "no-server").as_uri()}
+    reference_env = {"SM_CHANNEL_TRAIN": str(processed_dir), "TQDM_DISABLE": "1"}
+    reference_env["SM_MODEL_DIR"] = str(tmp_path / "reference")
+    reference = run_cli(reference_env | tracking, args)
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
 
-    checkpoints = tmp_path / "checkpoints"
-    interrupted = run_cli(env("resumed"), [*args, "--checkpoint-dir", str(checkpoints)])
+    root = tmp_path / "opt-ml"
+    byoc = opt_ml(root, processed_dir, hyperparameters) | tracking
+    interrupted = run_cli(byoc, [])
     deadline = time.monotonic() + 300
-    first_checkpoint = checkpoints / "selection" / "checkpoint.pt"
+    first_checkpoint = root / "input" / "data" / "checkpoints" / "selection" / "checkpoint.pt"
     while not first_checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     interrupted.send_signal(signal.SIGTERM)
     assert interrupted.wait(timeout=120) == cli.EXIT_INTERRUPTED
     assert "Start the job again with the same checkpoint dir" in interrupted.stderr.read()
-    assert not (tmp_path / "resumed" / "model.pt").exists()
+    assert not (root / "model" / "model.pt").exists()
 
-    resumed = run_cli(env("resumed"), [*args, "--checkpoint-dir", str(checkpoints)])
+    resumed = run_cli(byoc, [])
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
-    got = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    got = json.loads((root / "model" / "metrics.json").read_text())
     assert got["test_hr@10"] == expected["test_hr@10"]
     assert got["test_ndcg@10"] == expected["test_ndcg@10"]
     assert [r["train_loss"] for r in got["history"][1:]] == pytest.approx(

@@ -1,9 +1,11 @@
 """``python -m training``: the training entry point, on a laptop and inside a SageMaker container.
 
-SageMaker's contract is read from the environment: channels from ``SM_CHANNEL_TRAIN`` (and
-``SM_CHANNEL_GMF`` / ``SM_CHANNEL_MLP`` for NeuMF pre-training), the model folder from
-``SM_MODEL_DIR``, hyperparameters from the command line (script mode) or from
-``/opt/ml/input/config/hyperparameters.json`` (bring-your-own-container). Flags always win.
+SageMaker's contract (``training.sagemaker_contract``) gives the defaults: the ``train``
+channel, the ``gmf`` / ``mlp`` channels for NeuMF pre-training, the ``checkpoints`` channel, the
+model and output folders and the hosts, from ``SM_*`` variables or, in our bring-your-own
+container, from ``/opt/ml``; hyperparameters come from ``input/config/hyperparameters.json``
+and the command line. Flags always win. With several hosts every one runs this program as one
+rank of a data-parallel job (``training.distributed``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tarfile
 import tempfile
@@ -22,15 +23,16 @@ from preprocessing.schema import SchemaError
 from training.artifacts import ArtifactError
 from training.checkpoint import CheckpointError
 from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
+from training.distributed import process_group
+from training.sagemaker_contract import ContractError, TrainingContract
 from training.tracking import local_tracking_uri
-from training.train import NonFiniteLossError, TrainingInterrupted
+from training.train import NonFiniteLossError, TrainingInterrupted, resolve_device
 
-SM_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what an orchestrator expects from a stopped job
 
 
-def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
+def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
+    env = contract.env.get
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train GMF, MLP or NeuMF on a processed split."
     )
@@ -64,22 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="after early stopping, retrain on train + validation for the chosen epochs",
     )
-    parser.add_argument("--train", type=Path, default=_env_path("SM_CHANNEL_TRAIN"))
-    parser.add_argument("--model-dir", type=Path, default=_env_path("SM_MODEL_DIR"))
+    parser.add_argument("--train", type=Path, help="default: the job's train channel")
+    parser.add_argument("--model-dir", type=Path, default=contract.model_dir())
     parser.add_argument(
         "--checkpoint-dir",
         type=Path,
-        default=SM_CHECKPOINT_DIR if SM_CHECKPOINT_DIR.is_dir() else None,
+        default=contract.checkpoint_dir(),
+        help="default: the checkpoints channel, else /opt/ml/checkpoints when it exists",
     )
-    parser.add_argument("--pretrained-gmf", type=Path, default=_env_path("SM_CHANNEL_GMF"))
-    parser.add_argument("--pretrained-mlp", type=Path, default=_env_path("SM_CHANNEL_MLP"))
+    parser.add_argument("--pretrained-gmf", type=Path, default=contract.channel("gmf"))
+    parser.add_argument("--pretrained-mlp", type=Path, default=contract.channel("mlp"))
     parser.add_argument(
         "--tracking-uri",
         default=env("MLFLOW_TRACKING_URI"),
         help="MLflow server or store (default: $MLFLOW_TRACKING_URI, else a local SQLite store)",
     )
     parser.add_argument("--experiment", default=env("MLFLOW_EXPERIMENT_NAME", "ncf"))
-    parser.add_argument("--run-name", default=None)
+    parser.add_argument("--run-name", default=contract.job_name)
     return parser
 
 
@@ -97,11 +100,6 @@ def _bool(text: str) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
 
 
 def hyperparameter_args(config_dir: Path) -> list[str]:
@@ -130,16 +128,20 @@ def _model_folder(path: Path | None) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config_dir = Path(os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config"))
-    argv = hyperparameter_args(config_dir) + list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    contract = TrainingContract.from_environment()
+    argv = hyperparameter_args(contract.config_dir) + list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(contract)
     args = parser.parse_args(argv)
-    for name, flag, env in (
-        ("train", "--train", "SM_CHANNEL_TRAIN"),
-        ("model_dir", "--model-dir", "SM_MODEL_DIR"),
-    ):
-        if getattr(args, name) is None:
-            parser.error(f"no {name.replace('_', ' ')} folder: pass {flag} DIR or set {env}")
+    try:
+        args.train = args.train or contract.require_channel("train")
+    except ContractError as exc:
+        parser.error(f"{exc}, or pass --train DIR")
+    try:
+        cluster = contract.cluster()
+    except ContractError as exc:
+        parser.error(str(exc))
+    if args.model_dir is None:
+        parser.error("no model folder: pass --model-dir DIR or set SM_MODEL_DIR")
     if not args.train.is_dir():
         parser.error(f"the training channel {args.train} does not exist or is not a folder")
     from training.job import run_training
@@ -153,22 +155,24 @@ def main(argv: list[str] | None = None) -> int:
             }
             | {"layers": [n for group in args.layers for n in group]}
         )
-        metrics = run_training(
-            config,
-            args.train,
-            args.model_dir,
-            checkpoint_dir=args.checkpoint_dir,
-            pretrained_gmf=_model_folder(args.pretrained_gmf),
-            pretrained_mlp=_model_folder(args.pretrained_mlp),
-            tracking_uri=args.tracking_uri
-            or local_tracking_uri(Path(os.environ.get("SM_OUTPUT_DATA_DIR", "mlruns"))),
-            experiment=args.experiment,
-            run_name=args.run_name,
-        )
+        with process_group(cluster, resolve_device(config.gpu)) as group:
+            metrics = run_training(
+                config,
+                args.train,
+                args.model_dir,
+                checkpoint_dir=args.checkpoint_dir,
+                pretrained_gmf=_model_folder(args.pretrained_gmf),
+                pretrained_mlp=_model_folder(args.pretrained_mlp),
+                tracking_uri=args.tracking_uri
+                or local_tracking_uri(contract.output_data_dir() or Path("mlruns")),
+                experiment=args.experiment,
+                run_name=args.run_name,
+                group=group,
+            )
     except ConfigError as exc:
-        return _fail(f"invalid hyperparameter: {exc}", 2)
+        return _fail(f"invalid hyperparameter: {exc}", 2, contract)
     except (ManifestError, SchemaError, ArtifactError, CheckpointError, NonFiniteLossError) as exc:
-        return _fail(str(exc), 1)
+        return _fail(str(exc), 1, contract)
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -177,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, contract: TrainingContract) -> int:
     """Print the reason and leave it where SageMaker shows it as the job's FailureReason."""
     print(f"error: {message}", file=sys.stderr)
-    output_dir = os.environ.get("SM_OUTPUT_DIR")
-    if output_dir and Path(output_dir).is_dir():
-        (Path(output_dir) / "failure").write_text(message + "\n")
+    output_dir = contract.output_dir()
+    if output_dir and output_dir.is_dir():
+        (output_dir / "failure").write_text(message + "\n")
     return code
 
 

@@ -3,6 +3,8 @@
 SageMaker syncs ``/opt/ml/checkpoints`` to S3 and restores it when a job restarts, so a job
 that finds a checkpoint there resumes instead of starting over. A write goes to a temporary
 file that replaces the old one only when complete: a kill mid-write leaves the previous one.
+In data-parallel training every rank reads the checkpoint to resume at the same step, but only
+rank 0 writes it: the ranks hold identical state, and hosts share the folder (or its S3 prefix).
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ class CheckpointError(RuntimeError):
 
 
 class CheckpointStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, read_only: bool = False) -> None:
         self.directory = directory
         self.path = directory / CHECKPOINT_FILE
+        self.read_only = read_only
 
     def save(self, state: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("wb") as handle:

@@ -1,5 +1,8 @@
 """One training job, the same whether a notebook, the main job or a SageMaker container runs it:
-processed data in, a model folder (``model.pt``, ``config.json``, ``metrics.json``) out."""
+processed data in, a model folder (``model.pt``, ``config.json``, ``metrics.json``) out.
+
+On several hosts every rank runs this whole function in lockstep (selection and refit alike);
+rank 0 alone tracks to MLflow and writes the model folder."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from training.artifacts import (
 from training.checkpoint import CheckpointStore, stop_on_sigterm
 from training.config import TrainConfig
 from training.data import TrainingData
+from training.distributed import LOCAL, ProcessGroup
 from training.metrics import prefixed
 from training.models import GMF, MLP, NeuMF, architecture
 from training.tracking import Tracker
@@ -42,11 +46,15 @@ def run_training(
     experiment: str = "ncf",
     run_name: str | None = None,
     progress: bool = True,
+    group: ProcessGroup = LOCAL,
 ) -> dict[str, Any]:
     device = resolve_device(config.gpu)
-    log.info("training %s on %s", config.model, device)
+    log.info(
+        "training %s on %s as rank %d of %d", config.model, device, group.rank, group.world_size
+    )
     data = TrainingData.load(train_dir, device)
-    tracker = Tracker(tracking_uri, experiment, run_name or config.model) if tracking_uri else None
+    tracked = tracking_uri and group.is_primary
+    tracker = Tracker(tracking_uri, experiment, run_name or config.model) if tracked else None
     if tracker:
         tracker.start(
             config.to_dict() | {"n_users": data.n_users, "n_items": data.n_items},
@@ -60,10 +68,11 @@ def run_training(
                 data,
                 device=device,
                 model=_initial_model(config, data, pretrained_gmf, pretrained_mlp, selection=True),
-                checkpoints=_store(checkpoint_dir, "selection"),
+                checkpoints=_store(checkpoint_dir, "selection", group),
                 tracker=tracker,
                 stop=stop,
                 progress=progress,
+                group=group,
             )
             final = selected
             start = _initial_model(config, data, pretrained_gmf, pretrained_mlp)
@@ -80,11 +89,15 @@ def run_training(
                     data.with_validation_merged(),
                     device=device,
                     model=start,
-                    checkpoints=_store(checkpoint_dir, "refit"),
+                    checkpoints=_store(checkpoint_dir, "refit", group),
                     stop=stop,
                     progress=progress,
+                    group=group,
                 )
         metrics = _job_metrics(selected, final, refit)
+        if not group.is_primary:
+            return metrics
+        seen = data.with_validation_merged()
         save_model(
             model_dir,
             final.model,
@@ -92,6 +105,7 @@ def run_training(
             metrics,
             id_maps=[train_dir / TABLE_FILES["users"], train_dir / TABLE_FILES["items"]],
             selection=selected.model if refit else None,
+            seen_items=(seen.users, seen.items),
         )
         status = "FINISHED"
         if tracker:
@@ -104,8 +118,10 @@ def run_training(
             tracker.end(status)
 
 
-def _store(checkpoint_dir: Path | None, phase: str) -> CheckpointStore | None:
-    return CheckpointStore(checkpoint_dir / phase) if checkpoint_dir else None
+def _store(checkpoint_dir: Path | None, phase: str, group: ProcessGroup) -> CheckpointStore | None:
+    if checkpoint_dir is None:
+        return None
+    return CheckpointStore(checkpoint_dir / phase, read_only=not group.is_primary)
 
 
 def _job_metrics(selected: FitResult, final: FitResult, refit: bool) -> dict[str, Any]:

@@ -4,6 +4,12 @@ Model selection (early stopping and the epoch whose weights are kept) looks only
 validation hold-out; test metrics are logged every epoch for the curves but never steer anything.
 The loop is resumable at any optimiser step: an epoch's negatives and order come from a
 generator seeded by (seed, epoch), so a restarted job regenerates exactly the same batches.
+
+The same seeding keeps data-parallel training free of data traffic: every rank builds the
+identical epoch and trains on its own rows of each global batch (``training.distributed``), so
+N ranks with batch B take the same steps as one process with batch B, up to float rounding.
+Rank 0 alone evaluates and writes checkpoints; the others take its figures, so every rank stops
+at the same epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from tqdm.auto import tqdm
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import TrainConfig
 from training.data import TrainingData
+from training.distributed import LOCAL, ProcessGroup
 from training.evaluate import evaluate_holdout, evaluate_test, evaluate_test_catalogue
 from training.losses import LOSSES
 from training.metrics import prefixed
@@ -92,6 +99,7 @@ def fit(
     tracker: Tracker | None = None,
     stop: StopRequest | None = None,
     progress: bool = True,
+    group: ProcessGroup = LOCAL,
 ) -> FitResult:
     if model is None:
         with torch.random.fork_rng(devices=[]):
@@ -115,11 +123,12 @@ def fit(
     sampler = NegativeSampler(data.users, data.items, data.n_items)
     recency = _recency_weights(data, config.recency_weight)
     loss_fn = LOSSES[config.loss]
-    steps = math.ceil(len(data.users) / config.batch_size)
+    rows_per_epoch = len(data.users)
+    steps = math.ceil(rows_per_epoch / config.batch_size)
     if data.validation is not None and not state.history:
         # The starting point is a candidate too: a pre-trained NeuMF may need no fine-tuning,
         # and the curves of a fresh model start from its untrained scores.
-        start = _evaluate(model, data, config)
+        start = _evaluate(model, data, config, group)
         state.record({"epoch": 0} | start, model, True, config)
         if tracker:
             tracker.log_metrics(start, step=0)
@@ -127,7 +136,7 @@ def fit(
         range(state.epoch, config.epochs),
         desc=f"train {config.model}",
         unit="epoch",
-        disable=not progress or None,
+        disable=not (progress and group.is_primary) or None,
         initial=state.epoch,
         total=config.epochs,
     )
@@ -137,23 +146,29 @@ def fit(
         started = time.perf_counter()
         users, candidates, weights = _epoch_batches(data, sampler, config, epoch, device, recency)
         model.train()
+        step_loss = torch.zeros(())
         for step in range(state.step, steps):
-            batch = slice(step * config.batch_size, (step + 1) * config.batch_size)
-            with precision.autocast():
-                scores = model(users[batch], candidates[batch]).float()
-                loss = loss_fn(
-                    scores[:, 0], scores[:, 1:], None if weights is None else weights[batch]
-                )
-            precision.scaler.scale(loss / config.grad_accumulation).backward()
-            state.pending_loss = state.pending_loss + loss.detach()
+            first = step * config.batch_size
+            rows, share = group.shard(first, min(first + config.batch_size, rows_per_epoch))
+            if share:  # a last batch smaller than the world leaves some ranks without rows
+                with precision.autocast():
+                    scores = model(users[rows], candidates[rows]).float()
+                    loss = share * loss_fn(
+                        scores[:, 0], scores[:, 1:], None if weights is None else weights[rows]
+                    )
+                precision.scaler.scale(loss / config.grad_accumulation).backward()
+                step_loss = step_loss + loss.detach()
             boundary = (step + 1) % config.grad_accumulation == 0 or step + 1 == steps
             if boundary:
+                step_loss, stopping = group.reduce_step(model.parameters(), step_loss, bool(stop))
+                state.pending_loss = state.pending_loss + step_loss
+                step_loss = torch.zeros(())
                 precision.scaler.step(optimizer)
                 precision.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
-                if stop and step + 1 < steps:
+                if stopping and step + 1 < steps:
                     state.step = step + 1
-                    _interrupt(checkpoints, state, model, optimizer, config, epoch)
+                    _interrupt(checkpoints, state, model, optimizer, config, epoch, group)
         train_loss = float(state.pending_loss) / steps
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
@@ -162,7 +177,7 @@ def fit(
                 f"Lower --learning-rate (now {config.learning_rate}) or check the input data."
             )
         row = {"epoch": epoch + 1, "train_loss": train_loss, "epoch_seconds": train_seconds}
-        row |= _evaluate(model, data, config)
+        row |= _evaluate(model, data, config, group)
         state.record(row, model, data.validation is not None, config)
         epochs.set_postfix(loss=f"{train_loss:.4f}", **_postfix(row, config.top_k))
         log.info("epoch %d %s", epoch + 1, _format_row(row))
@@ -171,8 +186,8 @@ def fit(
         state.epoch, state.step, state.pending_loss = epoch + 1, 0, torch.zeros(())
         if checkpoints:
             checkpoints.save(state.snapshot(model, optimizer, config))
-        if stop and epoch + 1 < config.epochs and not state.stopped_early:
-            _interrupt(checkpoints, state, model, optimizer, config, epoch + 1)
+        if group.any_rank(bool(stop)) and epoch + 1 < config.epochs and not state.stopped_early:
+            _interrupt(checkpoints, state, model, optimizer, config, epoch + 1, group)
 
     model.load_state_dict(state.best_state or model.state_dict())
     return FitResult(
@@ -216,14 +231,19 @@ def _recency_weights(data: TrainingData, strength: float) -> torch.Tensor | None
     return weights / weights.mean()
 
 
-def _evaluate(model: nn.Module, data: TrainingData, config: TrainConfig) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, data: TrainingData, config: TrainConfig, group: ProcessGroup
+) -> dict[str, float]:
+    """Rank 0's figures on every rank, so all ranks pick the same epoch and stop together."""
+    if not group.is_primary:
+        return group.broadcast(None)
     started = time.perf_counter()
     row = {}
     if data.validation is not None:
         row |= prefixed("val", evaluate_holdout(model, data.validation, config.top_k))
     row |= prefixed("test", evaluate_holdout(model, data.test, config.top_k))
     row["eval_seconds"] = time.perf_counter() - started
-    return row
+    return group.broadcast(row)
 
 
 def _final_metrics(
@@ -320,16 +340,21 @@ def _interrupt(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     epoch: int,
+    group: ProcessGroup,
 ) -> None:
+    """Every rank gets here at the same step; rank 0 saves, and all leave once it has."""
     state.epoch = epoch
     where = f"epoch {epoch + 1}, step {state.step}"
     if checkpoints is None:
-        raise TrainingInterrupted(f"Stopped by SIGTERM at {where}; no checkpoint dir was set.")
-    checkpoints.save(state.snapshot(model, optimizer, config))
-    raise TrainingInterrupted(
-        f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
-        "Start the job again with the same checkpoint dir to resume."
-    )
+        message = f"Stopped by SIGTERM at {where}; no checkpoint dir was set."
+    else:
+        checkpoints.save(state.snapshot(model, optimizer, config))
+        message = (
+            f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
+            "Start the job again with the same checkpoint dir to resume."
+        )
+    group.barrier()  # docker-compose stops every container when the first one exits
+    raise TrainingInterrupted(message)
 
 
 def _postfix(row: dict[str, float], k: int) -> dict[str, str]:
