@@ -38,12 +38,12 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor  #
 from sagemaker.serializers import JSONSerializer  # noqa: E402
 from sagemaker.utils import _SENSITIVE_SYSTEM_PATHS  # noqa: E402
 
+from orchestration.services import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
+
 log = logging.getLogger(__name__)
 
-REGION = "us-east-1"
 # Local mode never checks the role, but the SDK insists on one: any well-formed ARN does.
 ROLE = "arn:aws:iam::000000000000:role/ncf-local-mode"
-DUMMY_KEY = "ncf-local"  # SeaweedFS without an -s3.config accepts any key pair
 IMAGES = {
     "preprocessing": "ncf-preprocessing:latest",
     "training": "ncf-training:latest",
@@ -106,7 +106,7 @@ def container_root(preferred: Path) -> Path:
 def local_session(s3_endpoint_url: str, bucket: str, scratch: Path) -> LocalSession:
     """A LocalSession that makes no request to AWS: S3 is the local store at the given URL."""
     boto_session = boto3.Session(
-        aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name=REGION
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
     )
     session = LocalSession(
         boto_session=boto_session,

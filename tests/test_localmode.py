@@ -22,7 +22,7 @@ def test_session_makes_no_aws_request_and_targets_the_local_store(tmp_path, monk
     assert session.config["local"] == {"local_code": True, "container_root": str(tmp_path)}
     assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"]
     credentials = session.boto_session.get_credentials()
-    assert credentials.access_key == localmode.DUMMY_KEY  # never the AWS credential chain
+    assert credentials.access_key == localmode.ACCESS_KEY  # never the AWS credential chain
 
 
 def test_scratch_space_avoids_folders_the_sdk_refuses(tmp_path, monkeypatch):
