@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from typing import Any
 
 from orchestration.pipeline import ProcessBackend, TrainedModel, preprocessing_flags
 from preprocessing.job import resolve_source
+from training.artifacts import extract_model_archive
 
 ENABLE_HINT = (
     "to run every stage as a SageMaker local-mode job, start Docker and build the images with "
@@ -86,8 +86,10 @@ class LocalModeBackend:
         self.services = services
         self.instance = localmode.choose_instance_type()
         scratch = localmode.container_root(work_dir / "sagemaker-local")
-        self.session = localmode.local_session(services.s3_endpoint_url, services.bucket, scratch)
-        self.prefix = f"s3://{services.bucket}/course/{time.strftime('%Y%m%d-%H%M%S')}"
+        self.session = localmode.local_session(
+            services.s3.endpoint_url, services.s3.bucket, scratch
+        )
+        self.prefix = f"s3://{services.s3.bucket}/course/{time.strftime('%Y%m%d-%H%M%S')}"
         self.description = (
             f"SageMaker local-mode jobs on instance type {self.instance.instance_type} "
             f"({self.instance.reason})"
@@ -125,15 +127,13 @@ class LocalModeBackend:
             hyperparameters=hyperparameters,
             output_path=f"{self.prefix}/models/{name}",
             instance_type=self.instance.instance_type,
-            environment=self.services.container_environment(),
+            environment={"MLFLOW_TRACKING_URI": self.services.mlflow.container_tracking_uri},
             job_name=self._job_name(name),
         )
         seconds = time.perf_counter() - started
         archives = self.work_dir / "archives" / name
         archive = self.localmode.download(self.session, model_data, archives)
-        folder = self.work_dir / "models" / name
-        with tarfile.open(archive / "model.tar.gz") as tar:
-            tar.extractall(folder, filter="data")
+        folder = extract_model_archive(archive / "model.tar.gz", self.work_dir / "models" / name)
         return TrainedModel(folder, model_data, seconds)
 
     def recommend(self, model: TrainedModel, users: list[Any], k: int) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,17 @@ def processed_dir(tmp_path_factory, small_interactions) -> Path:
     folder = tmp_path_factory.mktemp("processed")
     write_split(leave_one_out(small_interactions, seed=1), folder, extra={"params": {"seed": 1}})
     return folder
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    """Docker tests skip on a laptop without the engine or images; CI makes that a failure."""
+    from orchestration.course import docker_problem
+
+    problem = docker_problem()
+    if problem is None:
+        return
+    message = f"SageMaker local mode cannot run here: {problem} (make images / make bootstrap)"
+    if os.environ.get("NCF_REQUIRE_DOCKER"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -8,7 +8,6 @@ reused. Skipped, with the reason, where no engine answers or the images are not 
 from __future__ import annotations
 
 import json
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ import requests
 from mlflow import MlflowClient
 
 from orchestration import localmode
-from orchestration.course import docker_problem
 from orchestration.services import LocalServices
 from preprocessing.manifest import read_split
+from training.artifacts import extract_model_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -30,10 +29,7 @@ GMF = {"model": "gmf", "num_factors": 16, "epochs": 4, "batch_size": 1024, "seed
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory):
-    problem = docker_problem()
-    if problem:
-        pytest.skip(f"local mode cannot run here: {problem}")
+def services(docker_ready, tmp_path_factory):
     with LocalServices(tmp_path_factory.mktemp("services")) as running:
         yield running
 
@@ -54,9 +50,7 @@ def processed_ml100k(session, ml100k_dir) -> str:
 
 def _model_folder(session, model_data: str, target: Path) -> Path:
     archive = localmode.download(session, model_data, target / "archive") / "model.tar.gz"
-    with tarfile.open(archive) as tar:
-        tar.extractall(target / "model", filter="data")
-    return target / "model"
+    return extract_model_archive(archive, target / "model")
 
 
 def _metrics(folder: Path) -> dict:
@@ -224,3 +218,18 @@ def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def test_main_job_runs_every_stage_as_a_local_mode_job(docker_ready, ml100k_dir, tmp_path):
+    from orchestration.pipeline import main
+
+    work, results = tmp_path / "work", tmp_path / "results"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(ml100k_dir), "--epochs", "1"]
+    argv += ["--work-dir", str(work), "--results-dir", str(results), "--mode", "local-mode"]
+    assert main(argv) == 0
+    payload = json.loads((results / "results.json").read_text())
+    assert payload["ran_as"].startswith("SageMaker local-mode jobs on instance type local")
+    stages = {stage["name"]: stage["metrics"] for stage in payload["stages"]}
+    assert 0.1 < stages["neumf-pretrained"]["hr@10"] <= 1.0
+    assert len(payload["recommendations"]) == 3
+    assert all(len(row["items"]) == 5 for row in payload["recommendations"])

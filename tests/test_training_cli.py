@@ -230,3 +230,20 @@ def test_pretrained_start_that_wins_is_refitted_from_the_refitted_halves(sm_env,
         saved = torch.load(sm_env / "neumf" / file, weights_only=True)
         for name, value in blend.state_dict().items():
             torch.testing.assert_close(saved[name], value)
+
+
+def test_model_archive_with_an_escaping_entry_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    from training.artifacts import ArtifactError, extract_model_archive
+
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        payload = b"x"
+        member = tarfile.TarInfo("../outside.txt")
+        member.size = len(payload)
+        tar.addfile(member, io.BytesIO(payload))
+    with pytest.raises(ArtifactError, match=r"unsafe entry '\.\./outside\.txt'"):
+        extract_model_archive(archive, tmp_path / "model")
+    assert not (tmp_path / "outside.txt").exists()

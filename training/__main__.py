@@ -14,13 +14,12 @@ import argparse
 import json
 import logging
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 from preprocessing.manifest import ManifestError
 from preprocessing.schema import SchemaError
-from training.artifacts import ArtifactError
+from training.artifacts import ArtifactError, extract_model_archive
 from training.checkpoint import CheckpointError
 from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
 from training.distributed import process_group
@@ -120,10 +119,9 @@ def _model_folder(path: Path | None) -> Path | None:
     """A channel may hold a model folder or SageMaker's model.tar.gz; give back a folder."""
     if path is None or not (path / "model.tar.gz").is_file():
         return path
-    target = Path(tempfile.mkdtemp(prefix="pretrained-"))
-    with tarfile.open(path / "model.tar.gz") as archive:
-        archive.extractall(target, filter="data")
-    return target
+    return extract_model_archive(
+        path / "model.tar.gz", Path(tempfile.mkdtemp(prefix="pretrained-"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,22 @@ def read_artifact_table(path: Path, schema: pa.Schema) -> pa.Table:
         return read_table(path, schema)
     except (SchemaError, pa.ArrowException) as exc:
         raise ArtifactError(f"{path} is unreadable or has another schema: {retrain}") from exc
+
+
+def extract_model_archive(archive: Path, target: Path) -> Path:
+    """Unpack SageMaker's ``model.tar.gz``, refusing members that would land outside ``target``.
+
+    Checked by hand rather than with ``extractall(filter="data")``: Debian bookworm's Python
+    (3.11.2, the offline base image) predates extraction filters.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            inside = (root / member.name).resolve().is_relative_to(root)
+            if not inside or not (member.isfile() or member.isdir()):
+                raise ArtifactError(
+                    f"{archive} holds an unsafe entry {member.name!r}; not unpacked"
+                )
+        tar.extractall(target)  # every member was checked above
+    return target
