@@ -8,7 +8,8 @@
 # with internet and a Docker engine: `make images` builds from the public base images there.
 #
 # Environment overrides: BASE_IMAGE (default ncf-base:bookworm; set python:3.11-slim-bookworm
-# where a registry is reachable), DEBIAN_MIRROR, PYTHON (the host interpreter for `pip wheel`).
+# where a registry is reachable), DEBIAN_MIRROR, PYTHON (the interpreter for `pip wheel`; default
+# Debian's /usr/bin/python3, the same 3.11.2 as the base image, so every wheel suits the images).
 set -euo pipefail
 
 DOCKER=/usr/bin/docker # /usr/local/bin/docker (first on PATH) has no buildx/compose
@@ -29,11 +30,12 @@ require_root() {
 }
 
 install_packages() {
-    step "System packages: docker.io, docker-compose, debootstrap"
+    step "System packages: docker.io, docker-compose, debootstrap, python3-pip"
     local missing=()
     [[ -x $DOCKER ]] || missing+=(docker.io)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
+    /usr/bin/python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     if ((${#missing[@]} == 0)); then
         info "already installed"
         return
@@ -89,7 +91,9 @@ main() {
     install_packages
     start_dockerd
     make_base_image
-    DOCKER=$DOCKER BASE_IMAGE=$BASE_IMAGE "$REPO_ROOT/scripts/build_images.sh"
+    # The wheelhouse must suit the image's Python: Debian's own python3 is the base image's.
+    DOCKER=$DOCKER BASE_IMAGE=$BASE_IMAGE PYTHON=${PYTHON:-/usr/bin/python3} \
+        "$REPO_ROOT/scripts/build_images.sh"
     step "Bootstrap done in $((SECONDS - started)) s"
 }
 

@@ -42,9 +42,25 @@ def docker_ready() -> None:
     from orchestration.course import docker_problem
 
     problem = docker_problem()
-    if problem is None:
-        return
-    message = f"SageMaker local mode cannot run here: {problem} (make images / make bootstrap)"
+    if problem is not None:
+        _unavailable(f"SageMaker local mode cannot run here: {problem}")
+
+
+@pytest.fixture(scope="session")
+def service_images(docker_ready) -> None:
+    """The compose services' images (built by ``make images`` like the stage images)."""
+    import docker
+    from docker.errors import ImageNotFound
+
+    for image in ("ncf-s3:latest", "ncf-mlflow:latest"):
+        try:
+            docker.from_env().images.get(image)
+        except ImageNotFound:
+            _unavailable(f"the image {image} is not built")
+
+
+def _unavailable(message: str) -> None:
+    message += " (make images; offline machines: sudo make bootstrap)"
     if os.environ.get("NCF_REQUIRE_DOCKER"):
         pytest.fail(message)
     pytest.skip(message)

