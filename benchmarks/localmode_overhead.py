@@ -1,0 +1,78 @@
+"""What SageMaker local mode costs per job: the same work as a plain process and as a job.
+
+Overhead = job wall time - plain-process wall time of the same entry point on the same data
+(compose, container start, S3 transfers, artifact packing). Needs Docker and the images.
+
+    python benchmarks/localmode_overhead.py [--data-dir ../shared/data/ml-100k] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from orchestration import localmode
+from orchestration.services import LocalServices
+
+TRAIN = {"model": "gmf", "epochs": 1, "refit": False, "seed": 0}
+
+
+def timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def plain(module: str, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/ml-100k"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ncf-overhead-"))
+    processed, prep = work / "processed", ["--dataset", "ml-100k", "--no-progress"]
+    train_flags = [f"--{key.replace('_', '-')}={value}" for key, value in TRAIN.items()]
+    train_flags += ["--model-dir", str(work / "model")]
+    with LocalServices(work / "services") as services:
+        scratch = localmode.container_root(work / "jobs")
+        session = localmode.local_session(services.s3.endpoint_url, services.s3.bucket, scratch)
+        raw = localmode.upload(session, args.data_dir, "bench/raw")
+        output = f"s3://{services.s3.bucket}/bench/processed"
+        tracking = {"MLFLOW_TRACKING_URI": services.mlflow.container_tracking_uri}
+        jobs = {
+            "processing": (
+                lambda: plain("preprocessing", *prep, "--data-dir", str(args.data_dir),
+                              "--output-dir", str(processed)),
+                lambda: localmode.run_processing(session, raw=raw, output=output, arguments=prep),
+            ),
+            "training": (
+                lambda: plain("training", "--train", str(processed), *train_flags,
+                              "--tracking-uri", tracking["MLFLOW_TRACKING_URI"]),
+                lambda: localmode.run_training(
+                    session, channels={"train": output}, hyperparameters=TRAIN,
+                    output_path=f"s3://{services.s3.bucket}/bench/models", environment=tracking),
+            ),
+        }  # fmt: skip
+        figures = {
+            job: [(timed(process), timed(job_run)) for _ in range(args.repeats)]
+            for job, (process, job_run) in jobs.items()
+        }
+    print(f"\nML-100K, median of {args.repeats}")
+    print("| job | plain process (s) | local-mode job (s) | overhead (s) |")
+    print("|---|---|---|---|")
+    for job, pairs in figures.items():
+        p = statistics.median(pair[0] for pair in pairs)
+        j = statistics.median(pair[1] for pair in pairs)
+        print(f"| {job} | {p:.1f} | {j:.1f} | {j - p:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
