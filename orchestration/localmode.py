@@ -190,7 +190,33 @@ def run_training(
     ``file://`` folder is bind-mounted read-write instead, which gives the same resume
     behaviour: the training entry point writes its checkpoints there when the channel exists.
     """
-    estimator = Estimator(
+    estimator = training_estimator(
+        session,
+        hyperparameters=hyperparameters,
+        output_path=output_path,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        environment=environment,
+    )
+    inputs = dict(channels)
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        inputs["checkpoints"] = f"file://{checkpoint_dir.resolve()}"
+    _run_job("training", lambda: estimator.fit(inputs, job_name=job_name, wait=True, logs="All"))
+    return estimator.model_data
+
+
+def training_estimator(
+    session: LocalSession,
+    *,
+    hyperparameters: dict[str, Any],
+    output_path: str,
+    instance_type: str = "local",
+    instance_count: int = 1,
+    environment: dict[str, str] | None = None,
+) -> Estimator:
+    """The generic Estimator run_training fits, on its own so a lesson can inspect it unfitted."""
+    return Estimator(
         image_uri=IMAGES["training"],
         role=ROLE,
         instance_count=instance_count,
@@ -200,12 +226,6 @@ def run_training(
         environment=CONTAINER_ENV | (environment or {}),
         sagemaker_session=session,
     )
-    inputs = dict(channels)
-    if checkpoint_dir is not None:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        inputs["checkpoints"] = f"file://{checkpoint_dir.resolve()}"
-    _run_job("training", lambda: estimator.fit(inputs, job_name=job_name, wait=True, logs="All"))
-    return estimator.model_data
 
 
 def deploy(
