@@ -145,15 +145,7 @@ def run_processing(
     which the job generates itself.
     """
     inputs = [] if raw is None else [ProcessingInput(raw, PROCESSING_INPUT, input_name="raw")]
-    processor = Processor(
-        role=ROLE,
-        image_uri=IMAGES["preprocessing"],
-        instance_count=1,
-        instance_type=instance_type,
-        entrypoint=["python", "-m", "preprocessing"],
-        env=CONTAINER_ENV,
-        sagemaker_session=session,
-    )
+    processor = preprocessing_processor(session, instance_type)
     _run_job(
         "processing",
         lambda: processor.run(
@@ -170,6 +162,19 @@ def run_processing(
         ),
     )
     return output
+
+
+def preprocessing_processor(session: LocalSession, instance_type: str = "local") -> Processor:
+    """The preprocessing image as a generic Processor: jobs and pipeline steps share it."""
+    return Processor(
+        role=ROLE,
+        image_uri=IMAGES["preprocessing"],
+        instance_count=1,
+        instance_type=instance_type,
+        entrypoint=["python", "-m", "preprocessing"],
+        env=CONTAINER_ENV,
+        sagemaker_session=session,
+    )
 
 
 def run_training(

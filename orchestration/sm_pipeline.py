@@ -24,7 +24,7 @@ from orchestration import localmode
 
 # isort: split
 from sagemaker.inputs import TrainingInput
-from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import (
     ConditionGreaterThanOrEqualTo,
@@ -169,15 +169,7 @@ def _in_execution_folder(p: dict[str, Any], folder: str) -> Join:
 
 
 def _preprocess_step(session: LocalPipelineSession, p: dict[str, Any]) -> ProcessingStep:
-    processor = Processor(
-        role=localmode.ROLE,
-        image_uri=localmode.IMAGES["preprocessing"],
-        instance_count=1,
-        instance_type="local",
-        entrypoint=["python", "-m", "preprocessing"],
-        env=localmode.CONTAINER_ENV,
-        sagemaker_session=session,
-    )
+    processor = localmode.preprocessing_processor(session)
     step_args = processor.run(
         inputs=[ProcessingInput(p["input_data"], localmode.PROCESSING_INPUT, input_name="raw")],
         outputs=[
