@@ -22,12 +22,8 @@ WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
 # notebooks + localmode (the compose services and JupyterLab).
 WHEEL_EXTRAS=serving,notebooks,localmode
 
-step() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-die() {
-    printf 'ERROR: %s\n' "$*" >&2
-    exit 1
-}
+# shellcheck source=scripts/common.sh
+source "$REPO_ROOT/scripts/common.sh"
 
 # What the wheelhouse depends on: the dependency tables of pyproject.toml, not its other edits.
 dependency_hash() {
