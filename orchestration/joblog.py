@@ -1,0 +1,41 @@
+"""A local-mode job's console output into a file, for notebooks that run many jobs.
+
+While a job runs the SDK prints every container's log to ``sys.stdout`` and reports its own steps
+through ``logging`` (importing it switches the root logger to INFO). One job's log is worth
+reading live; ten of them bury the lesson. Captured, each job keeps its whole log on disk and the
+notebook shows the lines that matter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+
+
+@contextmanager
+def captured(logfile: Path) -> Iterator[Path]:
+    """Send stdout, stderr and the root logger's records of the block to ``logfile`` (kept there
+    when the job fails too). Handlers hold the stream they were made with, so redirecting
+    ``sys.stderr`` alone would leave the SDK's log records on the screen."""
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    with (
+        logfile.open("w", buffering=1) as stream,
+        redirect_stdout(stream),
+        redirect_stderr(stream),
+    ):
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        root.handlers = [handler]
+        try:
+            yield logfile
+        finally:
+            root.handlers = handlers
+
+
+def matching_lines(logfile: Path, text: str) -> list[str]:
+    """The lines of a captured log that mention ``text``, e.g. "resuming" or "rank"."""
+    return [line for line in logfile.read_text().splitlines() if text in line]

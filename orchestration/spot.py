@@ -1,0 +1,83 @@
+"""A spot interruption, staged: SIGTERM a running local-mode training job once it has checkpointed.
+
+A managed spot job gets SIGTERM when its instance is reclaimed and later starts again with its
+checkpoints restored. Here the job's own container gets the same signal through the Docker API;
+starting a job again with the same ``checkpoints`` folder is the restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.models.containers import Container
+
+from orchestration.localmode import IMAGES, LocalModeError
+from training.checkpoint import CHECKPOINT_FILE
+
+# training.job checkpoints its model-selection phase here, every epoch (the refit under refit/).
+FIRST_CHECKPOINT = Path("selection") / CHECKPOINT_FILE
+
+
+@dataclass(frozen=True)
+class Interruption:
+    exit_code: int  # 143 (128 + SIGTERM) when the job stopped itself after checkpointing
+    error: LocalModeError | None  # how the launcher saw it end
+
+
+def job_containers(client: docker.DockerClient, job_name: str) -> list[Container]:
+    """The containers of one training job: local mode puts its name in TRAINING_JOB_NAME."""
+    running = client.containers.list(filters={"ancestor": IMAGES["training"]})
+    marker = f"TRAINING_JOB_NAME={job_name}"
+    return [c for c in running if marker in (c.attrs["Config"].get("Env") or [])]
+
+
+def sigterm_after_checkpoint(
+    client: docker.DockerClient, job_name: str, checkpoint: Path, timeout: float = 180.0
+) -> int:
+    """Wait for ``checkpoint`` to appear, SIGTERM the job's containers, return the exit code."""
+    deadline = time.monotonic() + timeout
+    while not checkpoint.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no checkpoint at {checkpoint} within {timeout:.0f} s")
+        time.sleep(0.05)
+    containers = job_containers(client, job_name)
+    if not containers:
+        raise LookupError(f"no running container of job {job_name}: it ended before the signal")
+    for container in containers:
+        container.kill(signal="SIGTERM")
+    return max(container.wait(timeout=120)["StatusCode"] for container in containers)
+
+
+def interrupt(
+    launch: Callable[[], Any],
+    job_name: str,
+    checkpoint_dir: Path,
+    client: docker.DockerClient | None = None,
+) -> Interruption:
+    """Run ``launch`` (a training job named ``job_name`` checkpointing to ``checkpoint_dir``) in
+    a thread and stop it like a spot reclaim after its first checkpoint; returns when the
+    launcher has given up on the job."""
+    checkpoint = checkpoint_dir / FIRST_CHECKPOINT
+    if checkpoint.exists():
+        raise ValueError(f"{checkpoint} exists already: start from an empty checkpoint folder")
+    outcome: dict[str, LocalModeError] = {}
+
+    def job() -> None:
+        try:
+            launch()
+        except LocalModeError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=job, name=f"spot-{job_name}")
+    thread.start()
+    try:
+        exit_code = sigterm_after_checkpoint(client or docker.from_env(), job_name, checkpoint)
+    finally:
+        thread.join()
+    return Interruption(exit_code, outcome.get("error"))
