@@ -23,7 +23,7 @@ from typing import Any
 import docker
 from docker.types import DeviceRequest
 
-from orchestration.localmode import CONTAINER_ENV, IMAGES, _hyperparameter
+from orchestration.localmode import CONTAINER_ENV, IMAGES, hyperparameter_value
 from training.sagemaker_contract import CHECKPOINT_CHANNEL
 
 OPT_ML = "/opt/ml"
@@ -71,7 +71,7 @@ def write_opt_ml(root: Path, hyperparameters: dict[str, Any], channels: list[str
         folder.mkdir(parents=True)
     files = {
         # every value a string, as the Estimator sends them
-        "hyperparameters.json": {k: _hyperparameter(v) for k, v in hyperparameters.items()},
+        "hyperparameters.json": {k: hyperparameter_value(v) for k, v in hyperparameters.items()},
         "inputdataconfig.json": {name: {"TrainingInputMode": "File"} for name in channels},
         "resourceconfig.json": {
             "current_host": HOST,

@@ -17,7 +17,6 @@ from typing import Any
 
 from orchestration.pipeline import ProcessBackend, TrainedModel, preprocessing_flags
 from preprocessing.job import resolve_source
-from training.artifacts import extract_model_archive
 
 ENABLE_HINT = (
     "to run every stage as a SageMaker local-mode job, start Docker and build the images with "
@@ -131,9 +130,9 @@ class LocalModeBackend:
             job_name=self._job_name(name),
         )
         seconds = time.perf_counter() - started
-        archives = self.work_dir / "archives" / name
-        archive = self.localmode.download(self.session, model_data, archives)
-        folder = extract_model_archive(archive / "model.tar.gz", self.work_dir / "models" / name)
+        from orchestration.job_outputs import fetch_model
+
+        folder = fetch_model(self.session, model_data, self.work_dir / "models" / name)
         return TrainedModel(folder, model_data, seconds)
 
     def recommend(self, model: TrainedModel, users: list[Any], k: int) -> list[dict[str, Any]]:

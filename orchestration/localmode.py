@@ -25,6 +25,8 @@ import requests
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 # The SDK announces at import that it found no config files; ours is passed in explicitly.
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+# It announces telemetry before reading the opt-out every session here sets.
+logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARNING)
 # The SDK and boto3 must never look for credentials on an EC2 metadata endpoint.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
@@ -227,7 +229,7 @@ def training_estimator(
         instance_count=instance_count,
         instance_type=instance_type,
         output_path=output_path,
-        hyperparameters={key: _hyperparameter(value) for key, value in hyperparameters.items()},
+        hyperparameters={key: hyperparameter_value(v) for key, v in hyperparameters.items()},
         environment=CONTAINER_ENV | (environment or {}),
         sagemaker_session=session,
     )
@@ -308,7 +310,7 @@ def _run_job(kind: str, run) -> None:
         ) from exc
 
 
-def _hyperparameter(value: Any) -> str:
+def hyperparameter_value(value: Any) -> str:
     """SageMaker passes hyperparameters as strings; lists become space-separated numbers."""
     if isinstance(value, list | tuple):
         return " ".join(str(item) for item in value)

@@ -39,8 +39,6 @@ from sagemaker.workflow.pipeline_context import LocalPipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
-# The SDK announces telemetry before it reads the opt-out, which every session here sets.
-logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARNING)
 # Every definition warns that job names are left to each execution, which is what we want.
 logging.getLogger("sagemaker.workflow.utilities").setLevel(logging.ERROR)
 

@@ -63,9 +63,9 @@ def test_gpu_instance_only_when_docker_can_pass_a_gpu(
 
 
 def test_hyperparameters_are_strings_with_lists_space_separated():
-    assert localmode._hyperparameter((256, 128, 64)) == "256 128 64"
-    assert localmode._hyperparameter(0.001) == "0.001"
-    assert localmode._hyperparameter(True) == "True"
+    assert localmode.hyperparameter_value((256, 128, 64)) == "256 128 64"
+    assert localmode.hyperparameter_value(0.001) == "0.001"
+    assert localmode.hyperparameter_value(True) == "True"
 
 
 def test_readiness_wait_names_the_url_and_last_answer():

@@ -18,9 +18,9 @@ import requests
 from mlflow import MlflowClient
 
 from orchestration import localmode
+from orchestration.job_outputs import fetch_model, read_metrics
 from orchestration.services import LocalServices
 from preprocessing.manifest import read_split
-from training.artifacts import extract_model_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -46,15 +46,6 @@ def processed_ml100k(session, ml100k_dir) -> str:
     output = f"s3://{session.default_bucket()}/tests/processed/ml-100k"
     localmode.run_processing(session, raw=raw, output=output, arguments=["--dataset", "ml-100k"])
     return output
-
-
-def _model_folder(session, model_data: str, target: Path) -> Path:
-    archive = localmode.download(session, model_data, target / "archive") / "model.tar.gz"
-    return extract_model_archive(archive, target / "model")
-
-
-def _metrics(folder: Path) -> dict:
-    return json.loads((folder / "metrics.json").read_text())
 
 
 def test_processing_job_writes_the_split_contract_to_s3(session, processed_ml100k, tmp_path):
@@ -99,7 +90,7 @@ def one_instance(session, services, processed_ml100k, tmp_path_factory):
         output_path=f"s3://{session.default_bucket()}/tests/models/one",
         environment={"MLFLOW_TRACKING_URI": services.mlflow.container_tracking_uri},
     )
-    return model_data, _model_folder(session, model_data, tmp_path_factory.mktemp("one"))
+    return model_data, fetch_model(session, model_data, tmp_path_factory.mktemp("one"))
 
 
 def test_training_job_produces_model_tar_gz_and_logs_to_mlflow(one_instance, services):
@@ -126,8 +117,8 @@ def test_two_instances_train_data_parallel_to_the_same_accuracy(
         output_path=f"s3://{session.default_bucket()}/tests/models/two",
         instance_count=2,
     )
-    two = _metrics(_model_folder(session, model_data, tmp_path))
-    one = _metrics(one_instance[1])
+    two = read_metrics(fetch_model(session, model_data, tmp_path))
+    one = read_metrics(one_instance[1])
     # The global batch and its loss mean are the same, so only float rounding differs.
     assert two["test_hr@10"] == pytest.approx(one["test_hr@10"], abs=0.01)
     assert two["test_ndcg@10"] == pytest.approx(one["test_ndcg@10"], abs=0.01)
@@ -152,9 +143,7 @@ def test_spot_interruption_resumes_to_the_uninterrupted_result(
     assert "error" in first, "the interrupted job should have ended as failed (exit 143)"
     assert container.attrs["State"]["ExitCode"] == 143
     model_data = _train_with_checkpoints(session, processed_ml100k, checkpoints, "spot-2")
-    resumed = json.loads(
-        (_model_folder(session, model_data, tmp_path) / "metrics.json").read_text()
-    )
+    resumed = json.loads((fetch_model(session, model_data, tmp_path) / "metrics.json").read_text())
     uninterrupted = json.loads((one_instance[1] / "metrics.json").read_text())
     for key in ("best_epoch", "test_hr@10", "test_ndcg@10", "test_map@10"):
         assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-6), key

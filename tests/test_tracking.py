@@ -79,3 +79,19 @@ def test_failing_calls_disable_tracking_once(broken_server, caplog):
         tracker.end()
     assert not tracker.enabled
     assert len([r for r in caplog.records if "unavailable" in r.message]) == 1
+
+
+def test_without_a_server_or_a_local_store_training_is_not_tracked(tmp_path, monkeypatch, caplog):
+    from training import tracking
+
+    assert tracking.default_tracking_uri(tmp_path).startswith("sqlite:///")
+    real_find_spec = tracking.importlib.util.find_spec
+    monkeypatch.setattr(
+        tracking.importlib.util,
+        "find_spec",
+        lambda name: None if name == "sqlalchemy" else real_find_spec(name),
+    )
+    with caplog.at_level("INFO", logger="training.tracking"):
+        assert tracking.default_tracking_uri(tmp_path / "image") is None
+    assert "MLFLOW_TRACKING_URI" in caplog.text
+    assert not (tmp_path / "image").exists()

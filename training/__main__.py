@@ -24,7 +24,7 @@ from training.checkpoint import CheckpointError
 from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
 from training.distributed import process_group
 from training.sagemaker_contract import ContractError, TrainingContract
-from training.tracking import local_tracking_uri
+from training.tracking import default_tracking_uri
 from training.train import NonFiniteLossError, TrainingInterrupted, resolve_device
 
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what an orchestrator expects from a stopped job
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 pretrained_gmf=_model_folder(args.pretrained_gmf),
                 pretrained_mlp=_model_folder(args.pretrained_mlp),
                 tracking_uri=args.tracking_uri
-                or local_tracking_uri(contract.output_data_dir() or Path("mlruns")),
+                or default_tracking_uri(contract.output_data_dir() or Path("mlruns")),
                 experiment=args.experiment,
                 run_name=args.run_name,
                 group=group,

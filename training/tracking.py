@@ -7,6 +7,7 @@ fails later, training goes on and the learner is told once, with the reason.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -26,6 +27,18 @@ def local_tracking_uri(folder: Path) -> str:
     """A SQLite store in ``folder`` (MLflow 3 keeps plain-file stores in maintenance mode)."""
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+
+
+def default_tracking_uri(folder: Path) -> str | None:
+    """Where runs go without ``MLFLOW_TRACKING_URI``: a local SQLite store where MLflow can keep
+    one, nothing in the training image (it ships only the ``mlflow-skinny`` client)."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        log.info(
+            "MLflow: no MLFLOW_TRACKING_URI and no local store in this environment; not tracking "
+            "(give the job MLFLOW_TRACKING_URI to log to a server)"
+        )
+        return None
+    return local_tracking_uri(folder)
 
 
 class Tracker:
