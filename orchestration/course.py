@@ -88,7 +88,8 @@ class LocalModeBackend:
         self.session = localmode.local_session(
             services.s3.endpoint_url, services.s3.bucket, scratch
         )
-        self.prefix = f"s3://{services.s3.bucket}/course/{time.strftime('%Y%m%d-%H%M%S')}"
+        self.key_prefix = f"course/{time.strftime('%Y%m%d-%H%M%S')}"
+        self.prefix = f"s3://{services.s3.bucket}/{self.key_prefix}"
         self.description = (
             f"SageMaker local-mode jobs on instance type {self.instance.instance_type} "
             f"({self.instance.reason})"
@@ -101,7 +102,7 @@ class LocalModeBackend:
                 args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir, progress=False
             )
             folder = source.path if source.path.is_dir() else source.path.parent
-            raw = self.localmode.upload(self.session, folder, self._key("raw"))
+            raw = self.localmode.upload(self.session, folder, f"{self.key_prefix}/raw")
         output = f"{self.prefix}/processed"
         self.localmode.run_processing(
             self.session,
@@ -143,9 +144,6 @@ class LocalModeBackend:
             return [predictor.predict({"user_id": user, "k": k}) for user in users]
         finally:
             self.localmode.teardown(predictor)
-
-    def _key(self, name: str) -> str:
-        return f"{self.prefix.split('/', 3)[3]}/{name}"
 
     def _job_name(self, stage: str) -> str:
         return f"ncf-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
