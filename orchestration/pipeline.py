@@ -34,7 +34,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": "gmf",
         **_GMF_SIZE,
         **_REGULARISATION,
-        "num_negatives": 8,
+        "num_negatives": 16,
         "learning_rate": 0.002,
         "batch_size": 512,
     },
@@ -42,7 +42,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": "mlp",
         **_MLP_SIZE,
         **_REGULARISATION,
-        "num_negatives": 4,
+        "num_negatives": 8,
         "learning_rate": 0.003,
         "batch_size": 1024,
     },
@@ -57,8 +57,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 # Fine-tuning pre-trained halves: a small step keeps what they learned (the paper uses SGD);
-# alpha 0.7 leans on the stronger GMF half (chosen on validation: HR 0.72 against 0.71 at 0.5).
-RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {"learning_rate": 0.0001, "alpha": 0.7}
+# alpha 0.8 leans on the stronger GMF half (chosen on validation, mean of 3 seeds: HR / NDCG
+# 0.736 / 0.442 against 0.731 / 0.441 at 0.7).
+RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {
+    "learning_rate": 0.0001,
+    "alpha": 0.8,
+    "num_negatives": 8,
+}
 
 
 @dataclass

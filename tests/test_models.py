@@ -29,13 +29,28 @@ def test_every_parameter_gets_a_gradient(name):
     assert missing == []
 
 
-def test_factored_first_layer_equals_the_concatenation():
+@pytest.mark.parametrize("candidates", [1, 3, 2 * N_ITEMS])  # the last gathers per-item sums
+def test_factored_first_layer_equals_the_concatenation_forward_and_backward(candidates):
+    torch.manual_seed(0)
     mlp = MLP(N_USERS, N_ITEMS, (16, 8, 4))
-    users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
-    joined = torch.cat([mlp.user_embedding(users), mlp.item_embedding(items)], dim=-1)
-    hidden = torch.relu(mlp.tower[0](joined))
-    expected = mlp.predict(torch.relu(mlp.tower[1](hidden))).squeeze(-1)
-    torch.testing.assert_close(mlp(users, items), expected)
+    users = torch.tensor([1, 2])
+    items = torch.randint(0, N_ITEMS, (2, candidates))
+
+    def naive():
+        user = mlp.user_embedding(users).unsqueeze(1).expand(-1, candidates, -1)
+        joined = torch.cat([user, mlp.item_embedding(items)], dim=-1)
+        hidden = torch.relu(mlp.tower[0](joined))
+        return mlp.predict(torch.relu(mlp.tower[1](hidden))).squeeze(-1)
+
+    expected = naive()
+    expected.square().sum().backward()
+    expected_grads = {n: p.grad.clone() for n, p in mlp.named_parameters()}
+    mlp.zero_grad()
+    scores = mlp(users, items)
+    torch.testing.assert_close(scores, expected)
+    scores.square().sum().backward()  # the in-place sums and ReLUs keep autograd exact
+    for name, parameter in mlp.named_parameters():
+        torch.testing.assert_close(parameter.grad, expected_grads[name], msg=name)
 
 
 def test_parameter_counts_match_the_paper_layout():

@@ -79,9 +79,11 @@ class MLP(nn.Module):
             item_part = F.linear(self.item_embedding(items), item_weight)
         if items.dim() == 2:
             user_part = user_part.unsqueeze(1)
-        hidden = F.relu(user_part + item_part)
+        # In place: each activation is the size of the whole batch of candidates, and a fresh
+        # buffer per sum or ReLU costs more on CPU than the arithmetic itself.
+        hidden = F.relu_(item_part.add_(user_part))
         for linear in rest:
-            hidden = F.relu(linear(hidden))
+            hidden = F.relu_(linear(hidden))
         return hidden
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
