@@ -22,8 +22,8 @@ import torch
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import ContainerError, DockerException, ImageNotFound
-from docker.types import DeviceRequest
 
+from orchestration.containers import device_requests
 from orchestration.localmode import IMAGES, choose_instance_type
 from orchestration.services import ACCESS_KEY, DEFAULT_BUCKET, REGION, SECRET_KEY, LocalServices
 
@@ -193,10 +193,9 @@ def container_gpu(image: str = IMAGES["training"]) -> Check:
         "Docker Desktop: use the WSL 2 backend with a current Windows NVIDIA driver (GPU support "
         "is built in); Docker Engine inside WSL: install the NVIDIA Container Toolkit there",
     )
-    gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     try:
         output = _docker().containers.run(
-            image, ["python", "-c", CUDA_PROBE], remove=True, device_requests=gpus
+            image, ["python", "-c", CUDA_PROBE], remove=True, device_requests=device_requests(True)
         )
     except ImageNotFound:
         return Check("GPU in a container", False, f"{image} is not built", IMAGES_FIX)

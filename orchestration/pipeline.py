@@ -108,6 +108,17 @@ def preprocessing_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
+def run_preprocessing_stage(
+    output_dir: Path, flags: list[str], *, data_dir: Path | None, cache_dir: Path
+) -> float:
+    """The preprocessing entry point as a subprocess: local files from ``data_dir``, else the
+    official download into ``cache_dir``. Returns its wall time."""
+    flags = [*flags, "--output-dir", str(output_dir), "--cache-dir", str(cache_dir)]
+    if data_dir:
+        flags += ["--data-dir", str(data_dir)]
+    return run_stage("preprocessing", flags, {})
+
+
 class ProcessBackend:
     """Each stage a subprocess of its entry point, with the ``SM_*`` contract of a container."""
 
@@ -121,11 +132,12 @@ class ProcessBackend:
         )
 
     def prepare(self, args: argparse.Namespace) -> Path:
-        flags = [*preprocessing_flags(args), "--output-dir", str(self.processed)]
-        flags += ["--cache-dir", str(args.cache_dir)]
-        if args.data_dir:
-            flags += ["--data-dir", str(args.data_dir)]
-        run_stage("preprocessing", flags, {})
+        run_preprocessing_stage(
+            self.processed,
+            preprocessing_flags(args),
+            data_dir=args.data_dir,
+            cache_dir=args.cache_dir,
+        )
         return self.processed
 
     def train(

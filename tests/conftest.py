@@ -52,7 +52,9 @@ def service_images(docker_ready) -> None:
     import docker
     from docker.errors import ImageNotFound
 
-    for image in ("ncf-s3:latest", "ncf-mlflow:latest"):
+    from orchestration.checks import SERVICE_IMAGES
+
+    for image in SERVICE_IMAGES:
         try:
             docker.from_env().images.get(image)
         except ImageNotFound:
