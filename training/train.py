@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import TrainConfig
+from training.cpu_memory import keep_freed_memory
 from training.data import TrainingData
 from training.distributed import LOCAL, ProcessGroup
 from training.evaluate import evaluate_holdout, evaluate_test, evaluate_test_catalogue
@@ -108,6 +109,8 @@ def fit(
                 config.model, data.n_users, data.n_items, config.num_factors, config.layers
             )
     model = model.to(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=config.learning_rate,
