@@ -23,7 +23,7 @@ from typing import Any
 import docker
 from docker.types import DeviceRequest
 
-from orchestration.localmode import CONTAINER_ENV, IMAGES, hyperparameter_value
+from orchestration.localmode import IMAGES, hyperparameter_value, training_environment
 from training.sagemaker_contract import CHECKPOINT_CHANNEL
 
 OPT_ML = "/opt/ml"
@@ -128,7 +128,7 @@ def run_training_container(
         "train",
         detach=True,
         volumes=volumes(tree, channels),
-        environment=CONTAINER_ENV | {"TRAINING_JOB_NAME": job_name} | (environment or {}),
+        environment=training_environment(1) | {"TRAINING_JOB_NAME": job_name} | (environment or {}),
         device_requests=device_requests(gpu),
         user=host_user(),
     )

@@ -63,6 +63,17 @@ _SDK_CONFIG = {
 }
 
 
+def training_environment(instance_count: int) -> dict[str, str]:
+    """Threads for each instance of a local training job: an equal share of the host's cores.
+
+    The instances of a local job run side by side on one machine; more threads than their share
+    stall each other. The image itself sets no thread count, so on SageMaker, where each instance
+    is a machine of its own, PyTorch uses all of that machine's cores.
+    """
+    share = max(1, (os.cpu_count() or 1) // instance_count)
+    return {"OMP_NUM_THREADS": str(share)}
+
+
 class LocalModeError(RuntimeError):
     """A local-mode job or endpoint could not run; the message says why and what to do."""
 
@@ -230,7 +241,7 @@ def training_estimator(
         instance_type=instance_type,
         output_path=output_path,
         hyperparameters={key: hyperparameter_value(v) for key, v in hyperparameters.items()},
-        environment=CONTAINER_ENV | (environment or {}),
+        environment=training_environment(instance_count) | (environment or {}),
         sagemaker_session=session,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -100,6 +101,7 @@ def test_run_returns_exit_code_logs_and_failure_and_removes_the_container(tmp_pa
     assert client.kwargs["command"] == "train" and client.kwargs["detach"]
     assert client.kwargs["environment"]["TRAINING_JOB_NAME"] == "j"
     assert client.kwargs["environment"]["X"] == "1"
+    assert client.kwargs["environment"]["OMP_NUM_THREADS"] == str(os.cpu_count())
     assert client.kwargs["device_requests"] == []
 
 

@@ -68,6 +68,29 @@ def test_hyperparameters_are_strings_with_lists_space_separated():
     assert localmode.hyperparameter_value(True) == "True"
 
 
+@pytest.mark.parametrize(
+    ("cores", "instances", "threads"), [(16, 1, "16"), (16, 2, "8"), (2, 3, "1"), (None, 1, "1")]
+)
+def test_each_training_instance_gets_its_share_of_the_cores(monkeypatch, cores, instances, threads):
+    monkeypatch.setattr(localmode.os, "cpu_count", lambda: cores)
+    assert localmode.training_environment(instances) == {"OMP_NUM_THREADS": threads}
+
+
+def test_estimator_passes_the_thread_share_and_the_callers_variables(tmp_path, monkeypatch):
+    monkeypatch.setattr(localmode.os, "cpu_count", lambda: 8)
+    estimator = localmode.training_estimator(
+        localmode.local_session("http://127.0.0.1:1", "course", tmp_path),
+        hyperparameters={"epochs": 1},
+        output_path="s3://bucket/models",
+        instance_count=2,
+        environment={"MLFLOW_TRACKING_URI": "http://mlflow:5000"},
+    )
+    assert estimator.environment == {
+        "OMP_NUM_THREADS": "4",
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+    }
+
+
 def test_readiness_wait_names_the_url_and_last_answer():
     with pytest.raises(localmode.LocalModeError, match=r"127\.0\.0\.1:9/ping: ConnectionError"):
         localmode.wait_until_ready("http://127.0.0.1:9/ping", timeout=0.5)
