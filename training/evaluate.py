@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from training.cpu_memory import keep_freed_memory
 from training.data import HoldoutTensors, TrainingData
 from training.metrics import pessimistic_rank, ranking_metrics
 
@@ -107,6 +108,7 @@ def evaluate_artifact(model_dir: Path, data_dir: Path, k: int = 10) -> dict[str,
     """Score a saved model folder on a processed split, as serving would load it."""
     from training.artifacts import ArtifactError, load_model
 
+    keep_freed_memory()  # the evaluation stage runs in the orchestrating process, without fit
     model, config = load_model(model_dir)
     data = TrainingData.load(data_dir, torch.device("cpu"))
     trained_on = config.get("data", {}).get("manifest_sha256")
