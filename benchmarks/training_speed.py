@@ -57,9 +57,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument(
+        "--cuda-graphs",
+        choices=("true", "false"),
+        default="true",
+        help="replay each step as a CUDA graph (GPU only; false: eager steps, to compare)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"batch {args.batch_size}, cuda graphs {args.cuda_graphs}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         prepare(args.shape, Path(tmp))
         data = TrainingData.load(Path(tmp), device)
@@ -77,6 +86,7 @@ def main() -> None:
             learning_rate=0.001,
             patience=args.epochs,
             gpu="true" if device.type == "cuda" else "false",
+            cuda_graphs=args.cuda_graphs == "true",
             **sizes,
         )
         result = fit(config, data, device=device, progress=False)

@@ -164,3 +164,27 @@ def test_a_starting_point_that_wins_is_kept(data):
     assert len(again.history) == 3  # epoch 0, then two worse epochs exhaust the patience
     for name, value in again.model.state_dict().items():
         torch.testing.assert_close(value, start[name])
+
+
+@pytest.mark.parametrize(
+    ("device", "changes", "expected"),
+    [
+        ("cuda", {}, True),
+        ("cpu", {}, False),
+        ("cuda", {"cuda_graphs": False}, False),
+        ("cuda", {"grad_accumulation": 2}, False),
+        ("cuda", {"world_size": 2}, False),
+        ("cuda", {"fp16": True}, False),
+    ],
+)
+def test_cuda_graphs_only_for_a_plain_single_gpu_step(device, changes, expected):
+    from training.distributed import ProcessGroup
+    from training.train import _graphs_apply, _Precision
+
+    config_changes = {k: v for k, v in changes.items() if k in ("cuda_graphs", "grad_accumulation")}
+    config = TrainConfig(**config_changes)
+    precision = _Precision(CPU, enabled=False)
+    if changes.get("fp16"):
+        precision.scaler = torch.amp.GradScaler("cpu", enabled=True)  # fp16 needs loss scaling
+    group = ProcessGroup(world_size=changes.get("world_size", 1))
+    assert _graphs_apply(config, torch.device(device), precision, group) is expected

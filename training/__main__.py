@@ -57,6 +57,12 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--amp", type=_bool, default=True)
+    parser.add_argument(
+        "--cuda-graphs",
+        type=_bool,
+        default=True,
+        help="replay each training step as one CUDA graph (GPU only; false to debug eagerly)",
+    )
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument(

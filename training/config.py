@@ -40,6 +40,8 @@ class TrainConfig:
     patience: int = 5
     alpha: float = 0.5
     amp: bool = True
+    # Replay each training step as one CUDA graph (GPU only; see training/cuda_graph.py).
+    cuda_graphs: bool = True
     grad_accumulation: int = 1
     top_k: int = 10
     # After early stopping on validation, train again on train + validation for the chosen
@@ -94,7 +96,7 @@ class TrainConfig:
     def resumable_with(self, other: TrainConfig) -> bool:
         """A checkpoint may continue with more epochs or patience, nothing else may change."""
         mine, theirs = self.to_dict(), other.to_dict()
-        for loose in ("epochs", "patience", "gpu", "amp"):
+        for loose in ("epochs", "patience", "gpu", "amp", "cuda_graphs"):
             mine.pop(loose)
             theirs.pop(loose)
         return mine == theirs

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import TrainConfig
 from training.cpu_memory import keep_freed_memory
+from training.cuda_graph import GraphedStep
 from training.data import TrainingData
 from training.distributed import LOCAL, ProcessGroup
 from training.evaluate import evaluate_holdout, evaluate_test, evaluate_test_catalogue
@@ -70,6 +71,20 @@ def resolve_device(gpu: str) -> torch.device:
     return torch.device("cpu")
 
 
+def _graphs_apply(
+    config: TrainConfig, device: torch.device, precision: _Precision, group: ProcessGroup
+) -> bool:
+    """CUDA graphs replay one plain step; accumulation, loss scaling and the all-reduce between
+    ranks step differently, so those runs stay eager."""
+    return (
+        config.cuda_graphs
+        and device.type == "cuda"
+        and config.grad_accumulation == 1
+        and not precision.scaler.is_enabled()
+        and group.world_size == 1
+    )
+
+
 def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
@@ -87,7 +102,9 @@ class _Precision:
     def autocast(self):
         if self.dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        # No cast cache: each weight is cast once per step anyway, and a CUDA graph must not
+        # keep casts from the step it was captured in.
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
 
 
 def fit(
@@ -111,13 +128,15 @@ def fit(
     model = model.to(device)
     if device.type == "cpu":
         keep_freed_memory()
+    precision = _Precision(device, config.amp)
+    graphed = _graphs_apply(config, device, precision, group)
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=config.learning_rate,
         weight_decay=config.l2,
         fused=True,
+        capturable=graphed,
     )
-    precision = _Precision(device, config.amp)
     state = _TrainState()
     resumed = checkpoints.load() if checkpoints else None
     if resumed is not None:
@@ -126,6 +145,15 @@ def fit(
     sampler = NegativeSampler(data.users, data.items, data.n_items)
     recency = _recency_weights(data, config.recency_weight)
     loss_fn = LOSSES[config.loss]
+
+    def batch_loss(
+        users: torch.Tensor, candidates: torch.Tensor, weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        with precision.autocast():
+            scores = model(users, candidates).float()
+            return loss_fn(scores[:, 0], scores[:, 1:], weights)
+
+    graphed_step = GraphedStep(batch_loss, optimizer) if graphed else None
     rows_per_epoch = len(data.users)
     steps = math.ceil(rows_per_epoch / config.batch_size)
     if data.validation is not None and not state.history:
@@ -153,25 +181,26 @@ def fit(
         for step in range(state.step, steps):
             first = step * config.batch_size
             rows, share = group.shard(first, min(first + config.batch_size, rows_per_epoch))
-            if share:  # a last batch smaller than the world leaves some ranks without rows
-                with precision.autocast():
-                    scores = model(users[rows], candidates[rows]).float()
-                    loss = share * loss_fn(
-                        scores[:, 0], scores[:, 1:], None if weights is None else weights[rows]
-                    )
-                precision.scaler.scale(loss / config.grad_accumulation).backward()
-                step_loss = step_loss + loss.detach()
-            boundary = (step + 1) % config.grad_accumulation == 0 or step + 1 == steps
-            if boundary:
+            batch = (users[rows], candidates[rows], None if weights is None else weights[rows])
+            if graphed_step is not None:
+                state.pending_loss = state.pending_loss + graphed_step(*batch)
+                stopping = bool(stop)
+            else:
+                if share:  # a last batch smaller than the world leaves some ranks without rows
+                    loss = share * batch_loss(*batch)
+                    precision.scaler.scale(loss / config.grad_accumulation).backward()
+                    step_loss = step_loss + loss.detach()
+                if (step + 1) % config.grad_accumulation and step + 1 < steps:
+                    continue
                 step_loss, stopping = group.reduce_step(model.parameters(), step_loss, bool(stop))
                 state.pending_loss = state.pending_loss + step_loss
                 step_loss = torch.zeros(())
                 precision.scaler.step(optimizer)
                 precision.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
-                if stopping and step + 1 < steps:
-                    state.step = step + 1
-                    _interrupt(checkpoints, state, model, optimizer, config, epoch, group)
+            if stopping and step + 1 < steps:
+                state.step = step + 1
+                _interrupt(checkpoints, state, model, optimizer, config, epoch, group)
         train_loss = float(state.pending_loss) / steps
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
