@@ -89,7 +89,7 @@ def test_resume_on_the_gpu_after_sigterm(data, tmp_path):
         fit(config, data, device=CUDA, checkpoints=store, stop=StopAfter(25), progress=False)
     resumed = fit(config, data, device=CUDA, checkpoints=store, progress=False)
     reference = fit(config, data, device=CUDA, progress=False)
-    # The embedding gradients are summed with atomics on the GPU, so the last bits differ.
+    # Bit-identical on the H100 we measured, but GPU kernels are not guaranteed deterministic.
     assert resumed.metrics["test_hr@10"] == pytest.approx(reference.metrics["test_hr@10"], abs=0.03)
     assert [row["epoch"] for row in resumed.history] == [row["epoch"] for row in reference.history]
 
