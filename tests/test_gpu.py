@@ -104,13 +104,19 @@ def test_a_gpu_trained_artifact_serves_on_cpu(processed_dir, tmp_path):
     assert on_cpu["hr@10"] == pytest.approx(metrics["test_hr@10"], abs=1e-3)
 
 
-def test_cuda_graph_replays_every_full_batch_after_warm_up(data, monkeypatch):
+@pytest.mark.parametrize("few_batches", [False, True])
+def test_cuda_graph_replays_every_full_batch_after_warm_up(data, monkeypatch, few_batches):
+    """With only 3 full batches an epoch, the warm-up ends on a smaller last batch, which must
+    not be captured: the first full batch of the next epoch is."""
     from training.cuda_graph import WARMUP_STEPS
 
     replays = []
     replay = torch.cuda.CUDAGraph.replay
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda g: replays.append(replay(g)))
     config = TrainConfig(model="neumf", learning_rate=0.01, **FAST)
+    if few_batches:
+        config = dataclasses.replace(config, batch_size=len(data.users) // WARMUP_STEPS - 1)
+        assert len(data.users) // config.batch_size == WARMUP_STEPS
     graphed = fit(config, data, device=CUDA, progress=False)
     full_batches = len(data.users) // config.batch_size
     assert len(data.users) % config.batch_size  # the last batch of each epoch runs eagerly

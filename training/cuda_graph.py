@@ -23,9 +23,12 @@ WARMUP_STEPS = 3
 
 
 class GraphedStep:
-    def __init__(self, batch_loss: BatchLoss, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self, batch_loss: BatchLoss, optimizer: torch.optim.Optimizer, batch_rows: int
+    ) -> None:
         self.batch_loss = batch_loss
         self.optimizer = optimizer
+        self.batch_rows = batch_rows  # a full batch: the only shape that is captured
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self.loss: torch.Tensor | None = None
@@ -35,14 +38,15 @@ class GraphedStep:
     def __call__(
         self, users: torch.Tensor, candidates: torch.Tensor, weights: torch.Tensor | None
     ) -> torch.Tensor:
-        """One optimiser step on this batch; returns its detached loss."""
-        if self.graph is not None and candidates.shape == self.inputs[1].shape:
+        """One optimiser step on this batch; its detached loss is valid until the next call."""
+        full = len(users) == self.batch_rows
+        if full and self.graph is not None:
             for buffer, value in zip(self.inputs, (users, candidates, weights), strict=True):
                 if buffer is not None:
                     buffer.copy_(value)
             self.graph.replay()
             return self.loss
-        if self.graph is None and self.eager_steps >= WARMUP_STEPS:
+        if full and self.eager_steps >= WARMUP_STEPS:
             return self._capture(users, candidates, weights)
         self.eager_steps += 1
         self.side_stream.wait_stream(torch.cuda.current_stream())

@@ -153,7 +153,7 @@ def fit(
             scores = model(users, candidates).float()
             return loss_fn(scores[:, 0], scores[:, 1:], weights)
 
-    graphed_step = GraphedStep(batch_loss, optimizer) if graphed else None
+    graphed_step = GraphedStep(batch_loss, optimizer, config.batch_size) if graphed else None
     rows_per_epoch = len(data.users)
     steps = math.ceil(rows_per_epoch / config.batch_size)
     if data.validation is not None and not state.history:
