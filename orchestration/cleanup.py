@@ -1,9 +1,12 @@
-"""Leftovers of local-mode jobs: stopped containers, the job network, scratch folders.
+"""Leftovers of local-mode jobs: stopped containers, the job network, scratch folders, and the
+course's superseded image versions.
 
 Local mode runs each job with docker-compose and leaves its stopped containers behind; the
 containers run as root, so the files they write into mounted scratch folders belong to root and a
 learner's own user cannot delete them. ``python -m orchestration.cleanup`` (``make clean``)
-removes all of it and says what it removed.
+removes all of it and says what it removed. Every rebuild of an image after a code change leaves
+the previous version behind untagged (about 1.6 GB for a stage image), so without pruning a
+learner's disk fills over a few dozen rebuilds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
+from orchestration.images import IMAGE_LABEL
 from orchestration.localmode import IMAGES, NETWORK
 
 STOPPED = ("created", "exited", "dead")
@@ -26,12 +30,15 @@ class CleanupReport:
     containers: list[str] = field(default_factory=list)
     network: bool = False
     folders: list[Path] = field(default_factory=list)
+    old_images: int = 0
+    reclaimed_bytes: int = 0
 
     def format(self) -> str:
         return (
             f"removed {len(self.containers)} stopped container(s), "
             f"{'the' if self.network else 'no'} {NETWORK} network, "
-            f"{len(self.folders)} scratch folder(s)"
+            f"{len(self.folders)} scratch folder(s), "
+            f"{self.old_images} old image version(s) ({self.reclaimed_bytes / 1e9:.1f} GB)"
         )
 
 
@@ -49,6 +56,14 @@ def remove_stopped_containers(client: docker.DockerClient) -> list[str]:
                 container.remove(v=True)
                 removed.append(container.name)
     return removed
+
+
+def remove_old_images(client: docker.DockerClient) -> tuple[int, int]:
+    """Untagged images that the course built (its label), and the bytes that frees. Other
+    projects' images and every tagged image stay."""
+    pruned = client.images.prune(filters={"dangling": True, "label": IMAGE_LABEL})
+    deleted = [entry for entry in pruned.get("ImagesDeleted") or [] if "Deleted" in entry]
+    return len(deleted), pruned.get("SpaceReclaimed") or 0
 
 
 def remove_network(client: docker.DockerClient) -> bool:
@@ -94,6 +109,7 @@ def clean(folders: list[Path], network: bool = True) -> CleanupReport:
     if client is not None:
         report.containers = remove_stopped_containers(client)
         report.network = network and remove_network(client)
+        report.old_images, report.reclaimed_bytes = remove_old_images(client)
     report.folders = [folder for folder in folders if remove_folder(client, folder)]
     return report
 

@@ -20,6 +20,9 @@ from docker.errors import ImageNotFound
 PUBLIC_BASE = "python:3.11-slim-bookworm"  # pulled from Docker Hub on a learner's machine
 OFFLINE_BASE = "ncf-base:bookworm"  # what scripts/bootstrap.sh makes where no registry answers
 WHEELHOUSE = Path("build") / "wheelhouse"
+# On every image the course builds (here and in scripts/build_images.sh), so that `make clean`
+# can prune the course's own superseded image versions and nothing else.
+IMAGE_LABEL = "ncf-course"
 
 
 class ImageBuildError(RuntimeError):
@@ -69,7 +72,7 @@ def build_image(
             "`sudo make bootstrap`), which makes the wheelhouse every image installs from"
         )
     command = [docker_cli(), "build", "--progress=plain", "--build-arg", f"BASE_IMAGE={base_image}"]
-    command += ["-f", str(repo / dockerfile), "-t", tag, str(repo)]
+    command += ["--label", IMAGE_LABEL, "-f", str(repo / dockerfile), "-t", tag, str(repo)]
     started = time.perf_counter()
     done = run(
         command,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 
 import pytest
@@ -53,6 +54,7 @@ def test_build_uses_buildkit_and_the_chosen_base(repo):
     assert command[:2] == ["/bin/true", "build"]
     assert "BASE_IMAGE=base:1" in command and command[-1] == str(repo)
     assert command[command.index("-t") + 1] == "t:latest"
+    assert command[command.index("--label") + 1] == images.IMAGE_LABEL  # make clean prunes by it
     assert kwargs["env"]["DOCKER_BUILDKIT"] == "1"
     assert "CACHED" in result.log and result.base_image == "base:1"
 
@@ -68,3 +70,37 @@ def test_failed_build_shows_the_end_of_the_output(repo):
 def test_missing_wheelhouse_says_how_to_make_it(tmp_path):
     with pytest.raises(images.ImageBuildError, match="make images"):
         images.build_image(tmp_path, "training/Dockerfile", "t:latest", "base")
+
+
+def _scratch_image(client, tag: str, version: int, labelled: bool):
+    """A layer-less image; a new version under the same tag leaves the old one untagged."""
+    dockerfile = f"FROM scratch\nLABEL prune-test={tag}-{version}\n".encode()  # no shared cache
+    labels = {images.IMAGE_LABEL: ""} if labelled else {}
+    image, _ = client.images.build(
+        fileobj=io.BytesIO(dockerfile), tag=tag, labels=labels, rm=True, forcerm=True
+    )
+    return image
+
+
+@pytest.mark.docker
+def test_clean_prunes_only_the_course_images_a_rebuild_superseded(docker_ready):
+    import docker
+
+    from orchestration.cleanup import remove_old_images
+
+    client = docker.from_env()
+    old = _scratch_image(client, "ncf-prune-test:latest", 1, labelled=True)
+    current = _scratch_image(client, "ncf-prune-test:latest", 2, labelled=True)
+    foreign = _scratch_image(client, "other-prune-test:latest", 1, labelled=False)
+    _scratch_image(client, "other-prune-test:latest", 2, labelled=False)
+    try:
+        removed, _ = remove_old_images(client)
+        assert removed >= 1
+        with pytest.raises(ImageNotFound):
+            client.images.get(old.id)
+        assert client.images.get("ncf-prune-test:latest").id == current.id
+        assert client.images.get(foreign.id)  # another project's untagged image stays
+    finally:
+        client.images.remove("ncf-prune-test:latest")
+        client.images.remove("other-prune-test:latest")
+        client.images.remove(foreign.id)

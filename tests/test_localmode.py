@@ -106,6 +106,8 @@ def test_cleanup_removes_scratch_folders_without_docker(tmp_path, monkeypatch):
     report = cleanup.clean([scratch, tmp_path / "absent"])
     assert report.folders == [scratch] and not scratch.exists()
     assert report.containers == [] and report.network is False
+    assert report.old_images == 0
+    assert report.format().endswith("1 scratch folder(s), 0 old image version(s) (0.0 GB)")
 
 
 def _no_engine():
