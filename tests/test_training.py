@@ -167,24 +167,25 @@ def test_a_starting_point_that_wins_is_kept(data):
 
 
 @pytest.mark.parametrize(
-    ("device", "changes", "expected"),
+    ("device", "config_changes", "world_size", "fp16", "expected"),
     [
-        ("cuda", {}, True),
-        ("cpu", {}, False),
-        ("cuda", {"cuda_graphs": False}, False),
-        ("cuda", {"grad_accumulation": 2}, False),
-        ("cuda", {"world_size": 2}, False),
-        ("cuda", {"fp16": True}, False),
+        ("cuda", {}, 1, False, True),
+        ("cpu", {}, 1, False, False),
+        ("cuda", {"cuda_graphs": False}, 1, False, False),
+        ("cuda", {"grad_accumulation": 2}, 1, False, False),
+        ("cuda", {}, 2, False, False),
+        ("cuda", {}, 1, True, False),
     ],
 )
-def test_cuda_graphs_only_for_a_plain_single_gpu_step(device, changes, expected):
+def test_cuda_graphs_only_for_a_plain_single_gpu_step(
+    device, config_changes, world_size, fp16, expected
+):
     from training.distributed import ProcessGroup
     from training.train import _graphs_apply, _Precision
 
-    config_changes = {k: v for k, v in changes.items() if k in ("cuda_graphs", "grad_accumulation")}
-    config = TrainConfig(**config_changes)
     precision = _Precision(CPU, enabled=False)
-    if changes.get("fp16"):
+    if fp16:
         precision.scaler = torch.amp.GradScaler("cpu", enabled=True)  # fp16 needs loss scaling
-    group = ProcessGroup(world_size=changes.get("world_size", 1))
+    group = ProcessGroup(world_size=world_size)
+    config = TrainConfig(**config_changes)
     assert _graphs_apply(config, torch.device(device), precision, group) is expected
