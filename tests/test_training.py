@@ -9,6 +9,7 @@ import torch
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import ConfigError, TrainConfig
 from training.data import TrainingData
+from training.evaluate import evaluate_holdout
 from training.models import build_model
 from training.train import NonFiniteLossError, TrainingInterrupted, fit
 
@@ -68,9 +69,10 @@ class StopAfter(StopRequest):
         return self.remaining < 0
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.99])
 @pytest.mark.parametrize("stop_after", [5, 25])  # mid-epoch, and in a later epoch
-def test_resume_after_sigterm_matches_an_uninterrupted_run(data, tmp_path, stop_after):
-    config = TrainConfig(model="neumf", learning_rate=0.01, **FAST)
+def test_resume_after_sigterm_matches_an_uninterrupted_run(data, tmp_path, stop_after, ema_decay):
+    config = TrainConfig(model="neumf", learning_rate=0.01, ema_decay=ema_decay, **FAST)
     reference = fit(config, data, device=CPU, progress=False)
     store = CheckpointStore(tmp_path)
     with pytest.raises(TrainingInterrupted, match="saved"):
@@ -81,6 +83,39 @@ def test_resume_after_sigterm_matches_an_uninterrupted_run(data, tmp_path, stop_
     assert [r.get("train_loss") for r in resumed.history[1:]] == pytest.approx(
         [r.get("train_loss") for r in reference.history[1:]], rel=1e-6
     )
+    for name, value in reference.model.state_dict().items():  # with averaging: the average's
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_the_moving_average_is_evaluated_and_kept_without_changing_training(data, tmp_path):
+    plain = TrainConfig(model="mlp", learning_rate=0.01, **FAST)
+    raw_store, averaged_store = CheckpointStore(tmp_path / "raw"), CheckpointStore(tmp_path / "ema")
+    raw = fit(plain, data, device=CPU, checkpoints=raw_store, progress=False)
+    config = dataclasses.replace(plain, ema_decay=0.9)
+    averaged = fit(config, data, device=CPU, checkpoints=averaged_store, progress=False)
+    raw_saved, averaged_saved = raw_store.load(), averaged_store.load()
+    # The optimiser's path is untouched: same losses, same raw weights after the last step.
+    assert [r.get("train_loss") for r in averaged.history] == [
+        r.get("train_loss") for r in raw.history
+    ]
+    for name, value in raw_saved["model"].items():
+        assert torch.equal(averaged_saved["model"][name], value)
+    # What is evaluated (and so selected and kept) is the average, not the raw weights.
+    average = build_model("mlp", data.n_users, data.n_items, 8, (16, 8))
+    average.load_state_dict(
+        {
+            k.removeprefix("module."): v
+            for k, v in averaged_saved["averaged"].items()
+            if k != "n_averaged"
+        }
+    )
+    last = evaluate_holdout(average, data.validation, k=10)
+    assert averaged.history[-1]["val_ndcg@10"] == pytest.approx(last["ndcg@10"])
+    assert averaged.history[-1]["val_ndcg@10"] != raw.history[-1]["val_ndcg@10"]
+    kept = averaged_saved["best_state"]
+    assert not torch.equal(kept["tower.0.weight"], raw_saved["best_state"]["tower.0.weight"])
+    for name, value in averaged.model.state_dict().items():
+        assert torch.equal(value, kept[name])
 
 
 def test_corrupt_checkpoint_is_a_clear_error(data, tmp_path):
@@ -109,6 +144,8 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
         ("loss", "mse", "loss must be one of"),
         ("epochs", 0, "epochs must be >= 1"),
         ("alpha", 1.5, "alpha must lie in"),
+        ("ema_decay", 1.0, "ema_decay must lie in"),
+        ("ema_decay", -0.5, "ema_decay must lie in"),
     ],
 )
 def test_out_of_range_hyperparameters(field, value, message):

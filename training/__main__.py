@@ -56,6 +56,12 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="evaluate and save a moving average of the weights with this decay per step (0: off)",
+    )
     parser.add_argument("--amp", type=_bool, default=True)
     parser.add_argument(
         "--cuda-graphs",

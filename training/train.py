@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
@@ -85,6 +86,16 @@ def _graphs_apply(
     )
 
 
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """The moving average that is evaluated and kept, or None when ``decay`` is 0.
+
+    Built on the model's device without moving its step counter there: the counter is read on
+    every update, and on a GPU that read would wait for the step to finish."""
+    if decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
 def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
@@ -137,10 +148,12 @@ def fit(
         fused=True,
         capturable=graphed,
     )
+    averaged = weight_average(model, config.ema_decay)
+    evaluated = model if averaged is None else averaged.module  # what is selected and kept
     state = _TrainState()
     resumed = checkpoints.load() if checkpoints else None
     if resumed is not None:
-        state = _TrainState.restore(resumed, config, model, optimizer, checkpoints)
+        state = _TrainState.restore(resumed, config, model, optimizer, averaged, checkpoints)
 
     sampler = NegativeSampler(data.users, data.items, data.n_items)
     recency = _recency_weights(data, config.recency_weight)
@@ -159,8 +172,8 @@ def fit(
     if data.validation is not None and not state.history:
         # The starting point is a candidate too: a pre-trained NeuMF may need no fine-tuning,
         # and the curves of a fresh model start from its untrained scores.
-        start = _evaluate(model, data, config, group)
-        state.record({"epoch": 0} | start, model, True, config)
+        start = _evaluate(evaluated, data, config, group)
+        state.record({"epoch": 0} | start, evaluated, True, config)
         if tracker:
             tracker.log_metrics(start, step=0)
     epochs = tqdm(
@@ -198,9 +211,11 @@ def fit(
                 precision.scaler.step(optimizer)
                 precision.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+            if averaged is not None:
+                averaged.update_parameters(model)
             if stopping and step + 1 < steps:
                 state.step = step + 1
-                _interrupt(checkpoints, state, model, optimizer, config, epoch, group)
+                _interrupt(checkpoints, state, model, optimizer, averaged, config, epoch, group)
         train_loss = float(state.pending_loss) / steps
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
@@ -209,19 +224,19 @@ def fit(
                 f"Lower --learning-rate (now {config.learning_rate}) or check the input data."
             )
         row = {"epoch": epoch + 1, "train_loss": train_loss, "epoch_seconds": train_seconds}
-        row |= _evaluate(model, data, config, group)
-        state.record(row, model, data.validation is not None, config)
+        row |= _evaluate(evaluated, data, config, group)
+        state.record(row, evaluated, data.validation is not None, config)
         epochs.set_postfix(loss=f"{train_loss:.4f}", **_postfix(row, config.top_k))
         log.info("epoch %d %s", epoch + 1, _format_row(row))
         if tracker:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         state.epoch, state.step, state.pending_loss = epoch + 1, 0, torch.zeros(())
         if checkpoints:
-            checkpoints.save(state.snapshot(model, optimizer, config))
+            checkpoints.save(state.snapshot(model, optimizer, averaged, config))
         if group.any_rank(bool(stop)) and epoch + 1 < config.epochs and not state.stopped_early:
-            _interrupt(checkpoints, state, model, optimizer, config, epoch + 1, group)
+            _interrupt(checkpoints, state, model, optimizer, averaged, config, epoch + 1, group)
 
-    model.load_state_dict(state.best_state or model.state_dict())
+    model.load_state_dict(state.best_state or evaluated.state_dict())
     return FitResult(
         model=model,
         history=state.history,
@@ -321,12 +336,17 @@ class _TrainState:
             self.stopped_early = self.bad_epochs >= config.patience
 
     def snapshot(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        averaged: AveragedModel | None,
+        config: TrainConfig,
     ) -> dict[str, Any]:
         return {
             "config": config.to_dict(),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "averaged": None if averaged is None else averaged.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
             "pending_loss": self.pending_loss.detach().cpu(),
@@ -345,6 +365,7 @@ class _TrainState:
         config: TrainConfig,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
+        averaged: AveragedModel | None,
         store: CheckpointStore,
     ) -> _TrainState:
         if not config.resumable_with(TrainConfig(**saved["config"])):
@@ -354,6 +375,8 @@ class _TrainState:
             )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if averaged is not None:
+            averaged.load_state_dict(saved["averaged"])
         state = cls()
         state.epoch, state.step = saved["epoch"], saved["step"]
         state.pending_loss = saved["pending_loss"].to(next(model.parameters()).device)
@@ -370,6 +393,7 @@ def _interrupt(
     state: _TrainState,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    averaged: AveragedModel | None,
     config: TrainConfig,
     epoch: int,
     group: ProcessGroup,
@@ -380,7 +404,7 @@ def _interrupt(
     if checkpoints is None:
         message = f"Stopped by SIGTERM at {where}; no checkpoint dir was set."
     else:
-        checkpoints.save(state.snapshot(model, optimizer, config))
+        checkpoints.save(state.snapshot(model, optimizer, averaged, config))
         message = (
             f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
             "Start the job again with the same checkpoint dir to resume."
