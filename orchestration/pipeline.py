@@ -28,7 +28,10 @@ from training.tracking import local_tracking_uri
 # keys are TrainConfig fields, turned into the training entry point's flags.
 _GMF_SIZE = {"num_factors": 64}
 _MLP_SIZE = {"layers": (256, 128, 64, 32)}
-_REGULARISATION = {"recency_weight": 5.0, "l2": 1e-6}
+# A moving average of the weights (decay 0.995 a step, about two ML-100K epochs) is what each
+# model is evaluated and saved as: on validation it lifted every model's NDCG@10 (mean of 3 seeds:
+# GMF 0.430 -> 0.432, MLP 0.410 -> 0.418, NeuMF 0.412 -> 0.420).
+_REGULARISATION = {"recency_weight": 5.0, "l2": 1e-6, "ema_decay": 0.995}
 RECIPES: dict[str, dict[str, Any]] = {
     "gmf": {
         "model": "gmf",
@@ -57,13 +60,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 # Fine-tuning pre-trained halves: a small step keeps what they learned (the paper uses SGD);
-# alpha 0.8 leans on the stronger GMF half (chosen on validation, mean of 3 seeds: HR / NDCG
-# 0.736 / 0.442 against 0.731 / 0.441 at 0.7).
-RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {
-    "learning_rate": 0.0001,
-    "alpha": 0.8,
-    "num_negatives": 8,
-}
+# alpha 0.8 leans on the stronger GMF half. Chosen on validation (mean of 3 seeds, HR / NDCG):
+# 4 negatives 0.731 / 0.442 against 0.729 / 0.441 with 8; learning rate 3e-4 0.728 / 0.441.
+RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {"learning_rate": 0.0001, "alpha": 0.8}
 
 
 @dataclass

@@ -127,3 +127,17 @@ def test_cuda_graph_replays_every_full_batch_after_warm_up(data, monkeypatch, fe
     for with_graph, without in zip(graphed.history[1:], eager.history[1:], strict=True):
         assert with_graph["train_loss"] == pytest.approx(without["train_loss"], rel=0.02)
     assert graphed.metrics["test_hr@10"] == pytest.approx(eager.metrics["test_hr@10"], abs=0.03)
+
+
+def test_the_moving_average_follows_graphed_steps_without_a_sync(data):
+    from training.train import weight_average
+
+    config = TrainConfig(model="neumf", learning_rate=0.01, ema_decay=0.99, **FAST)
+    averaged = weight_average(build_model("gmf", 10, 10, 4, (8,)).to(CUDA), config.ema_decay)
+    assert averaged.n_averaged.device == CPU  # read every step: on the GPU it would sync
+    graphed = fit(config, data, device=CUDA, progress=False)
+    eager = fit(dataclasses.replace(config, cuda_graphs=False), data, device=CUDA, progress=False)
+    plain = fit(dataclasses.replace(config, ema_decay=0.0), data, device=CUDA, progress=False)
+    for with_graph, without in zip(graphed.history[1:], eager.history[1:], strict=True):
+        assert with_graph["val_ndcg@10"] == pytest.approx(without["val_ndcg@10"], abs=0.03)
+    assert graphed.history[-1]["val_ndcg@10"] != plain.history[-1]["val_ndcg@10"]
