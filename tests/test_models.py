@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from training.models import GMF, MLP, NeuMF, build_model, count_parameters
+from training.models import GMF, MLP, NeuMF, build_model, count_parameters, gather_rows
 
 N_USERS, N_ITEMS = 11, 17
 
@@ -48,9 +49,23 @@ def test_factored_first_layer_equals_the_concatenation_forward_and_backward(cand
     mlp.zero_grad()
     scores = mlp(users, items)
     torch.testing.assert_close(scores, expected)
-    scores.square().sum().backward()  # the in-place sums and ReLUs keep autograd exact
+    scores.square().sum().backward()  # the in-place ReLUs and row gathers keep autograd exact
     for name, parameter in mlp.named_parameters():
         torch.testing.assert_close(parameter.grad, expected_grads[name], msg=name)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 4)])
+def test_gather_rows_is_an_embedding_lookup_forward_and_backward(shape):
+    table = torch.randn(5, 3, requires_grad=True)
+    index = torch.randint(0, 5, shape, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(*shape, 3)
+    expected = F.embedding(index, table)
+    (expected * weights).sum().backward()
+    expected_grad, table.grad = table.grad, None
+    rows = gather_rows(table, index)
+    torch.testing.assert_close(rows, expected)
+    (rows * weights).sum().backward()  # repeated indices add up their gradients
+    torch.testing.assert_close(table.grad, expected_grad)
 
 
 def test_parameter_counts_match_the_paper_layout():

@@ -1,8 +1,24 @@
 """Bulk negative sampling never returns a training positive and stays uniform otherwise."""
 
+import pytest
 import torch
 
+from training import sampling
 from training.sampling import NegativeSampler
+
+
+@pytest.fixture(params=["dense table", "sorted keys"], autouse=True)
+def lookup(request, monkeypatch):
+    """Every test runs against both lookups: small datasets get the table, large ones the keys."""
+    if request.param == "sorted keys":
+        monkeypatch.setattr(sampling, "DENSE_TABLE_LIMIT", 0)
+    return request.param
+
+
+def test_the_lookup_is_the_one_the_dataset_size_calls_for(lookup):
+    sampler = NegativeSampler(torch.tensor([0, 1]), torch.tensor([0, 1]), 50)
+    assert (sampler.positive_flags is not None) == (lookup == "dense table")
+    assert (sampler.positive_keys is not None) == (lookup == "sorted keys")
 
 
 def test_negatives_exclude_positives_even_when_most_items_are_positive():
@@ -17,9 +33,35 @@ def test_negatives_exclude_positives_even_when_most_items_are_positive():
     assert not sampler.is_positive(torch.tensor([0] * 500 + [1] * 500), draws).any()
 
 
+def test_is_positive_matches_a_python_set_including_users_without_positives():
+    generator = torch.Generator().manual_seed(1)
+    # (29, 39), the table's last cell, is a positive: a lookup past the table must not read it.
+    users = torch.cat([torch.randint(0, 30, (400,), generator=generator), torch.tensor([29])])
+    items = torch.cat([torch.randint(0, 40, (400,), generator=generator), torch.tensor([39])])
+    sampler = NegativeSampler(users, items, 40)
+    positives = set(zip(users.tolist(), items.tolist(), strict=True))
+    queried_users = torch.arange(35)  # users 30-34 have no training positives
+    queried_items = torch.arange(40).expand(35, 40)
+    expected = [[(u, i) in positives for i in range(40)] for u in range(35)]
+    assert sampler.is_positive(queried_users, queried_items).tolist() == expected
+
+
 def test_same_generator_seed_same_negatives():
     sampler = NegativeSampler(torch.tensor([0, 1]), torch.tensor([0, 1]), 50)
     users = torch.tensor([0, 1] * 100)
     first = sampler.sample(users, 3, torch.Generator().manual_seed(3))
     second = sampler.sample(users, 3, torch.Generator().manual_seed(3))
+    assert torch.equal(first, second)
+
+
+def test_both_lookups_draw_the_same_negatives(monkeypatch):
+    generator = torch.Generator().manual_seed(2)
+    users = torch.randint(0, 50, (2000,), generator=generator)
+    items = torch.randint(0, 60, (2000,), generator=generator)
+    monkeypatch.setattr(sampling, "DENSE_TABLE_LIMIT", 2**27)
+    dense = NegativeSampler(users, items, 60)
+    monkeypatch.setattr(sampling, "DENSE_TABLE_LIMIT", 0)
+    keyed = NegativeSampler(users, items, 60)
+    first = dense.sample(users, 4, torch.Generator().manual_seed(5))
+    second = keyed.sample(users, 4, torch.Generator().manual_seed(5))
     assert torch.equal(first, second)

@@ -23,6 +23,18 @@ def _init_embedding(embedding: nn.Embedding) -> None:
     nn.init.normal_(embedding.weight, std=0.01)
 
 
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` with the backward pass that is fastest where the table lives.
+
+    On CPU ``index_select``, whose gradient is one ``index_add_``: about 4x faster than the
+    sort-based gradient of ``F.embedding`` (ML-100K MLP batch: 0.3 against 1.1 ms). On CUDA
+    ``F.embedding``, whose gradient is deterministic where ``index_add_`` uses atomics.
+    """
+    if table.device.type != "cpu":
+        return F.embedding(index, table)
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[-1])
+
+
 class GMF(nn.Module):
     def __init__(self, n_users: int, n_items: int, num_factors: int) -> None:
         super().__init__()
@@ -35,8 +47,8 @@ class GMF(nn.Module):
         nn.init.zeros_(self.predict.bias)
 
     def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        user = self.user_embedding(users)
-        item = self.item_embedding(items)
+        user = gather_rows(self.user_embedding.weight, users)
+        item = gather_rows(self.item_embedding.weight, items)
         if items.dim() == 2:
             user = user.unsqueeze(1)
         return user * item
@@ -64,27 +76,30 @@ class MLP(nn.Module):
         nn.init.zeros_(self.predict.bias)
 
     def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        user = gather_rows(self.user_embedding.weight, users)
         if not self.tower:  # a one-entry --layers: the joined embeddings feed the output layer
-            user, item = self.user_embedding(users), self.item_embedding(items)
+            item = gather_rows(self.item_embedding.weight, items)
             if items.dim() == 2:
                 user = user.unsqueeze(1).expand_as(item)
             return torch.cat([user, item], dim=-1)
         first, *rest = self.tower
         half = self.user_embedding.embedding_dim
-        user_part = F.linear(self.user_embedding(users), first.weight[:, :half], first.bias)
+        user_part = F.linear(user, first.weight[:, :half], first.bias)
         item_weight = first.weight[:, half:]
         if items.numel() > self.item_embedding.num_embeddings:
-            item_part = F.embedding(items, F.linear(self.item_embedding.weight, item_weight))
+            item_part = gather_rows(F.linear(self.item_embedding.weight, item_weight), items)
         else:
-            item_part = F.linear(self.item_embedding(items), item_weight)
+            item_part = F.linear(gather_rows(self.item_embedding.weight, items), item_weight)
         if items.dim() == 2:
             user_part = user_part.unsqueeze(1)
-        # In place: each activation is the size of the whole batch of candidates, and a fresh
-        # buffer per sum or ReLU costs more on CPU than the arithmetic itself.
-        hidden = F.relu_(item_part.add_(user_part))
+        # Each activation is the size of the whole batch of candidates. The ReLUs run in place,
+        # and only on tensors that are nobody's view: an in-place change of a view makes
+        # autograd copy the whole gradient back into its base. The tower runs on rows.
+        width = item_part.shape[-1]
+        hidden = F.relu_(item_part + user_part).view(-1, width)
         for linear in rest:
             hidden = F.relu_(linear(hidden))
-        return hidden
+        return hidden.view(*items.shape, -1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.predict(self.features(users, items)).squeeze(-1)
