@@ -19,13 +19,20 @@ DENSE_TABLE_LIMIT = 2**27  # user x item flags of one byte: at most 128 MB
 
 
 class NegativeSampler:
-    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_items: int) -> None:
+    def __init__(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        n_items: int,
+        *,
+        dense_table_limit: int = DENSE_TABLE_LIMIT,
+    ) -> None:
         self.n_items = n_items
         keys = users.long() * n_items + items.long()
         n_users = int(users.max()) + 1 if len(users) else 1
         self.positive_flags: torch.Tensor | None = None
         self.positive_keys: torch.Tensor | None = None
-        if n_users * n_items <= DENSE_TABLE_LIMIT:
+        if n_users * n_items <= dense_table_limit:
             self.positive_flags = torch.zeros(
                 n_users * n_items, dtype=torch.bool, device=keys.device
             )
