@@ -29,13 +29,11 @@ class NegativeSampler:
     ) -> None:
         self.n_items = n_items
         keys = users.long() * n_items + items.long()
-        n_users = int(users.max()) + 1 if len(users) else 1
+        table_size = (int(users.max()) + 1 if len(users) else 1) * n_items
         self.positive_flags: torch.Tensor | None = None
         self.positive_keys: torch.Tensor | None = None
-        if n_users * n_items <= dense_table_limit:
-            self.positive_flags = torch.zeros(
-                n_users * n_items, dtype=torch.bool, device=keys.device
-            )
+        if table_size <= dense_table_limit:
+            self.positive_flags = torch.zeros(table_size, dtype=torch.bool, device=keys.device)
             self.positive_flags[keys] = True
         else:
             self.positive_keys = torch.sort(keys).values
