@@ -89,8 +89,11 @@ def _graphs_apply(
 def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
     """The moving average that is evaluated and kept, or None when ``decay`` is 0.
 
-    Built on the model's device without moving its step counter there: the counter is read on
-    every update, and on a GPU that read would wait for the step to finish."""
+    The average lives on the model's device; ``AveragedModel`` keeps its step counter on the
+    CPU and copies it to the device at every update. On a GPU that small copy waits for the
+    queued step (PyTorch synchronises the stream for a blocking host-to-device copy), so an
+    averaged GPU run gives up some CPU/GPU overlap; a counter on the GPU would be read back
+    every update and wait the same way."""
     if decay == 0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
