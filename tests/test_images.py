@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+from pathlib import Path
 
 import pytest
 from docker.errors import ImageNotFound
@@ -57,6 +58,12 @@ def test_build_uses_buildkit_and_the_chosen_base(repo):
     assert command[command.index("--label") + 1] == images.IMAGE_LABEL  # make clean prunes by it
     assert kwargs["env"]["DOCKER_BUILDKIT"] == "1"
     assert "CACHED" in result.log and result.base_image == "base:1"
+
+
+def test_build_script_labels_its_images_for_make_clean():
+    # scripts/build_images.sh cannot import IMAGE_LABEL, so it repeats the literal.
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "build_images.sh").read_text()
+    assert f"--label {images.IMAGE_LABEL} " in script
 
 
 def test_failed_build_shows_the_end_of_the_output(repo):
