@@ -20,7 +20,7 @@ import tomllib
 
 def requirement_name(requirement: str) -> str:
     """``sagemaker[local]>=2.257,<3`` -> ``sagemaker`` (PEP 503 normalised)."""
-    name = re.match(r"[A-Za-z0-9._-]+", requirement).group()
+    name = re.match(r"[A-Za-z0-9._-]*", requirement).group()  # "" matches nothing known
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -29,7 +29,7 @@ def requirements(project: dict, extras: list[str], only: list[str]) -> list[str]
     optional = project.get("optional-dependencies", {})
     unknown = [extra for extra in extras if extra not in optional]
     if unknown:
-        raise ValueError(f"no optional-dependencies {', '.join(unknown)}")
+        raise ValueError(f"no optional-dependencies {', '.join(map(repr, unknown))}")
     if not only:
         return [*project["dependencies"], *(line for extra in extras for line in optional[extra])]
     known = {
@@ -41,17 +41,17 @@ def requirements(project: dict, extras: list[str], only: list[str]) -> list[str]
     }
     missing = [name for name in only if requirement_name(name) not in known]
     if missing:
-        raise ValueError(f"no requirement for {', '.join(missing)}")
+        raise ValueError(f"no requirement for {', '.join(map(repr, missing))}")
     return [known[requirement_name(name)] for name in only]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pyproject", help="path to pyproject.toml")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--extras", nargs="+", default=[], help="optional-dependencies to add")
     group.add_argument("--only", nargs="+", default=[], help="just these packages' lines")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     with open(args.pyproject, "rb") as file:
         project = tomllib.load(file)["project"]
     try:
