@@ -89,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except DataValidationError as exc:
         print(exc, file=sys.stderr)
-        print(
-            "error: the raw data failed validation; fix the file or re-run with --policy drop "
-            "to move the bad rows to rejects.csv",
-            file=sys.stderr,
-        )
+        print(f"error: {_validation_advice(exc, args.dataset)}", file=sys.stderr)
         return 1
     except (DownloadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -106,6 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{counts['test']:,} test interactions"
     )
     return 0
+
+
+def _validation_advice(exc: DataValidationError, dataset: str) -> str:
+    """--policy drop only helps when single lines are bad; a whole-file problem needs a fix."""
+    if exc.report is not None:
+        return (
+            "the raw data failed validation; fix the file or re-run with --policy drop to move "
+            "the bad rows to rejects.csv"
+        )
+    return (
+        f"the file as a whole cannot be read as --dataset {dataset}, so --policy drop would not "
+        "help; fix or replace the file, or name the --dataset it comes from"
+    )
 
 
 if __name__ == "__main__":

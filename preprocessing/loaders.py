@@ -364,7 +364,7 @@ class _Source:
         hint = f" (like {', '.join(users)})" if users else ""
         raise DataValidationError(
             f"{self.path}: expected {self.raw_format.describe()} ({self.raw_format.name}), but "
-            f"{found}{hint}. Check that fmt matches the file you passed."
+            f"{found}{hint}. Check that the file and the format you asked for belong together."
         )
 
     def check_header(self) -> None:

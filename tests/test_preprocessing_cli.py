@@ -61,6 +61,18 @@ def test_bad_rows_fail_by_default_and_name_the_problem(dirty_ml100k, tmp_path, c
     assert not (out / "manifest.json").exists()
 
 
+def test_a_whole_file_problem_does_not_suggest_dropping_rows(tmp_path, capsys):
+    raw = write_raw(generate(40, 200, 1_000, seed=1), tmp_path / "raw", "ml-100k")
+    raw.write_text(raw.read_text().replace("\t", ","))  # a CSV where u.data should be
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(raw.parent), "--output-dir", str(out)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "expected TAB-separated" in err and "','-separated" in err
+    assert "cannot be read as --dataset ml-100k, so --policy drop would not help" in err
+    assert not out.exists()
+
+
 def test_drop_policy_keeps_every_bad_row_in_rejects(dirty_ml100k, tmp_path):
     out = tmp_path / "out"
     argv = ["--dataset", "ml-100k", "--data-dir", str(dirty_ml100k), "--output-dir", str(out)]
