@@ -42,3 +42,26 @@ def test_full_catalogue_skips_seen_items():
     assert ranks.tolist() == [2, 0]
     metrics = evaluate_full_catalogue(ItemIdScore(), holdout, seen_users, seen_items, 10, k=1)
     assert metrics == {"full_recall@1": 0.5, "full_ndcg@1": 0.5}
+
+
+class NaNForItem(ItemIdScore):
+    """Item 5 scores NaN: a held-out item with no score must rank last, not first."""
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        scores = super().forward(users, items)
+        return torch.where(items == 5, float("nan"), scores)
+
+
+def test_a_nan_score_ranks_last_in_both_views():
+    holdout = HoldoutTensors(
+        users=torch.tensor([0, 1]),
+        items=torch.tensor([5, 7]),
+        negatives=torch.tensor([[1, 2, 3], [5, 1, 2]]),
+        timestamps=torch.zeros(2, dtype=torch.long),
+    )
+    # user 0's held-out item is NaN: worst of 3 negatives; user 1 has a NaN negative above it
+    assert evaluate_holdout(NaNForItem(), holdout, k=1)["mrr"] == (1 / 4 + 1 / 2) / 2
+    seen_users, seen_items = torch.tensor([0]), torch.tensor([9])
+    ranks = full_catalogue_ranks(NaNForItem(), holdout, seen_users, seen_items, n_items=10)
+    # user 0: all 9 other items count, even the seen one; user 1: items 8, 9 and NaN item 5
+    assert ranks.tolist() == [9, 3]

@@ -144,6 +144,13 @@ def _truncate_users(folder):
     pq.write_table(pq.read_table(path).slice(1), path)
 
 
+def _nan_weights(folder):
+    state = torch.load(folder / "model.pt", weights_only=True)
+    user_table = next(key for key in state if key.endswith("user_embedding.weight"))
+    state[user_table][0, 0] = float("nan")
+    torch.save(state, folder / "model.pt")
+
+
 def _seen_item_out_of_range(folder):
     wrong = pa.table({"user": [0], "item": [400]}, schema=SEEN_ITEMS)
     pq.write_table(wrong, folder / SEEN_ITEMS_FILE)
@@ -156,6 +163,7 @@ def _seen_item_out_of_range(folder):
         (_widen_seen_items, "seen_items.parquet is unreadable or has another schema"),
         (_truncate_users, "user id map does not match the model's 300 users"),
         (_seen_item_out_of_range, "names users or items the model lacks"),
+        (_nan_weights, r"NaN or infinite values in \S*user_embedding\.weight: the run .* diverged"),
     ],
 )
 def test_a_broken_model_folder_is_an_artifact_error(model_dir, tmp_path, breakage, message):

@@ -21,6 +21,13 @@ def test_rank_counts_ties_against_the_model():
     assert pessimistic_rank(positive, candidates).tolist() == [2, 0, 3]
 
 
+def test_nan_scores_count_against_the_model():
+    nan = float("nan")
+    positive = torch.tensor([nan, 0.5, nan])
+    candidates = torch.tensor([[0.1, 0.2, 0.3], [0.1, nan, 0.2], [nan, nan, nan]])
+    assert pessimistic_rank(positive, candidates).tolist() == [3, 1, 3]
+
+
 def test_hand_computed_fixture():
     ranks = torch.tensor([0, 1, 4, 12])
     # HR@5: ranks 0, 1, 4 are inside -> 3/4

@@ -97,6 +97,14 @@ def load_model(
         raise ArtifactError(
             f"{folder / weights} is unreadable or does not match config.json: {exc}"
         ) from exc
+    # NaN or infinite weights score every item NaN: rankings would be noise and a JSON answer
+    # could not even carry the scores.
+    broken = [name for name, value in model.state_dict().items() if not value.isfinite().all()]
+    if broken:
+        raise ArtifactError(
+            f"{folder / weights} holds NaN or infinite values in {', '.join(broken)}: the run "
+            "that wrote it diverged; train the model again (e.g. with a lower --learning-rate)."
+        )
     return model.to(device), config
 
 

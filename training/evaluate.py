@@ -59,9 +59,9 @@ def full_catalogue_ranks(
     for start in range(0, len(holdout.users), rows):
         users = holdout.users[start : start + rows]
         scores = model(users, all_items.expand(len(users), n_items)).float()
-        target = scores.gather(1, holdout.items[start : start + rows].unsqueeze(1))
+        target = scores.gather(1, holdout.items[start : start + rows].unsqueeze(1)).squeeze(1)
         _mask_seen(scores, users, seen_users, seen_items)
-        ranks.append((scores >= target).sum(dim=1) - 1)
+        ranks.append(pessimistic_rank(target, scores) - 1)  # the target counts itself
     return torch.cat(ranks)
 
 

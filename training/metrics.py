@@ -3,6 +3,8 @@
 Conventions (He et al. 2017, and stated so results compare):
 - rank: how many candidates score >= the held-out item, so ties count against the model
   (pessimistic; a model that scores everything equal gets rank = number of candidates - 1).
+  A NaN score counts against the model too: a NaN held-out item ranks last and a NaN candidate
+  ranks above it, so a broken model can never look good.
 - HR@K: 1 if rank < K.  NDCG@K: 1 / log2(rank + 2) if rank < K (one relevant item, IDCG = 1).
 - MAP@K: average precision at K normalised by min(K, number of relevant items); with one relevant
   item that is 1 / (rank + 1) if rank < K.  MRR: 1 / (rank + 1), not truncated.
@@ -17,8 +19,11 @@ import torch
 
 
 def pessimistic_rank(positive: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Rank of ``positive`` (N,) among ``candidates`` (N, M): the count scoring at least as high."""
-    return (candidates >= positive.unsqueeze(1)).sum(dim=1)
+    """Rank of ``positive`` (N,) among ``candidates`` (N, M): the count scoring at least as high.
+
+    Counted as M minus the candidates strictly below, because every comparison with NaN is
+    false: ``>=`` would leave a NaN positive at rank 0, a perfect hit."""
+    return candidates.shape[1] - (candidates < positive.unsqueeze(1)).sum(dim=1)
 
 
 def hit_rate_at_k(ranks: torch.Tensor, k: int) -> float:
