@@ -146,6 +146,10 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
         ("alpha", 1.5, "alpha must lie in"),
         ("ema_decay", 1.0, "ema_decay must lie in"),
         ("ema_decay", -0.5, "ema_decay must lie in"),
+        ("l2", -1e-6, "l2 must be a finite number >= 0"),
+        ("l2", math.inf, "l2 must be a finite number >= 0"),
+        ("recency_weight", math.inf, "recency_weight must be a finite number >= 0"),
+        ("recency_weight", math.nan, "recency_weight must be a finite number >= 0"),
     ],
 )
 def test_out_of_range_hyperparameters(field, value, message):

@@ -77,10 +77,10 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.num_negatives >= 1, f"num_negatives must be >= 1, got {self.num_negatives}"),
-            (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
+            (0 <= self.l2 < math.inf, f"l2 must be a finite number >= 0, got {self.l2}"),
             (
-                self.recency_weight >= 0,
-                f"recency_weight must be >= 0, got {self.recency_weight}",
+                0 <= self.recency_weight < math.inf,
+                f"recency_weight must be a finite number >= 0, got {self.recency_weight}",
             ),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}"),
