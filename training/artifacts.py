@@ -97,8 +97,8 @@ def load_model(
         raise ArtifactError(
             f"{folder / weights} is unreadable or does not match config.json: {exc}"
         ) from exc
-    # NaN or infinite weights score every item NaN: rankings would be noise and a JSON answer
-    # could not even carry the scores.
+    # NaN or infinite weights give NaN or infinite scores: rankings would be noise, and a JSON
+    # answer could not even carry the scores.
     broken = [name for name, value in model.state_dict().items() if not value.isfinite().all()]
     if broken:
         raise ArtifactError(
