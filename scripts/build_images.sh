@@ -61,7 +61,7 @@ $(tail -n 15 "$log")"
     info "$(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
 }
 
-# build_image TAG DOCKERFILE [TARGET]
+# build_image TAG DOCKERFILE [TARGET [NAME=VALUE ...]]: the NAME=VALUEs are extra build args
 build_image() {
     local tag=$1 dockerfile=$2 target=${3:-} started=$SECONDS
     step "Image $tag (from $BASE_IMAGE)"
@@ -69,6 +69,10 @@ build_image() {
     local args=(build --quiet --label ncf-course --build-arg "BASE_IMAGE=$BASE_IMAGE"
         -f "$REPO_ROOT/$dockerfile" -t "$tag")
     [[ -z $target ]] || args+=(--target "$target")
+    local build_arg
+    for build_arg in "${@:4}"; do
+        args+=(--build-arg "$build_arg")
+    done
     DOCKER_BUILDKIT=1 "$DOCKER" "${args[@]}" "$REPO_ROOT" >/dev/null ||
         die "docker build of $tag failed; rerun without --quiet to see why:
     DOCKER_BUILDKIT=1 $DOCKER ${args[*]/--quiet/} $REPO_ROOT"
@@ -85,7 +89,10 @@ main() {
     build_image ncf-inference:latest inference/Dockerfile
     build_image ncf-s3:latest services/Dockerfile s3
     build_image ncf-mlflow:latest services/Dockerfile mlflow
-    [[ -z ${WITH_JUPYTERLAB:-} ]] || build_image ncf-jupyterlab:latest services/Dockerfile jupyterlab
+    # The project is installed editable at the path compose mounts it at (PROJECT_DIR: ${PWD},
+    # run from the repository root); any other path leaves the notebooks unable to import it.
+    [[ -z ${WITH_JUPYTERLAB:-} ]] ||
+        build_image ncf-jupyterlab:latest services/Dockerfile jupyterlab "PROJECT_DIR=$REPO_ROOT"
     step "Images built in $((SECONDS - started)) s"
 }
 

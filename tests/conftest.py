@@ -61,6 +61,18 @@ def service_images(docker_ready) -> None:
             _unavailable(f"the image {image} is not built")
 
 
+@pytest.fixture(scope="session")
+def jupyterlab_image(docker_ready) -> None:
+    """The optional compose JupyterLab image (``WITH_JUPYTERLAB=1 make images``; CI builds it)."""
+    import docker
+    from docker.errors import ImageNotFound
+
+    try:
+        docker.from_env().images.get("ncf-jupyterlab:latest")
+    except ImageNotFound:
+        _unavailable("the image ncf-jupyterlab is not built: build it with WITH_JUPYTERLAB=1")
+
+
 def _unavailable(message: str) -> None:
     message += " (make images; offline machines: sudo make bootstrap)"
     if os.environ.get("NCF_REQUIRE_DOCKER"):

@@ -273,3 +273,46 @@ def server_answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.docker
+def test_compose_jupyterlab_imports_the_mounted_project_and_drives_the_engine(
+    docker_engine, jupyterlab_image
+):
+    """The notebooks' container as a learner starts it: the project it imports is the mounted
+    repository (not a copy), and SageMaker local mode can reach the host's engine from it."""
+    jupyter_port = free_port()
+    env = os.environ | {
+        "COMPOSE_PROJECT_NAME": "ncf-jupyterlab-test",
+        "S3_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+        "JUPYTER_PORT": str(jupyter_port),
+        "PWD": str(REPO),
+    }
+
+    def compose(*args: str) -> str:
+        done = subprocess.run(
+            [*compose_command(), *args], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"compose {' '.join(args)} failed: {done.stderr}"
+        return done.stdout
+
+    compose("up", "-d", "--no-build", "jupyterlab")
+    try:
+        deadline = time.monotonic() + 180
+        while not server_answers(f"http://127.0.0.1:{jupyter_port}/api"):
+            assert time.monotonic() < deadline, "compose's JupyterLab did not answer in 180 s"
+            time.sleep(1)
+        # -P: the working directory is not on sys.path, so only the editable install can
+        # resolve the packages, as in a kernel started in notebooks/.
+        imported = (
+            "import inference, orchestration, preprocessing, training; print(training.__file__)"
+        )
+        output = compose("exec", "-T", "jupyterlab", "python", "-P", "-c", imported)
+        assert output.split()[-1] == str(REPO / "training" / "__init__.py")
+        engine = compose(
+            "exec", "-T", "jupyterlab", "docker", "version", "-f", "{{.Server.Version}}"
+        )
+        assert engine.strip() == docker_engine.version()["Version"]
+    finally:
+        compose("down", "-v")
