@@ -316,3 +316,25 @@ def test_compose_jupyterlab_imports_the_mounted_project_and_drives_the_engine(
         assert engine.strip() == docker_engine.version()["Version"]
     finally:
         compose("down", "-v")
+
+
+@pytest.mark.docker
+def test_compose_jupyterlab_refuses_a_moved_repository(docker_engine, jupyterlab_image, tmp_path):
+    """Mounted at another path than the image installed, the service stops with the fix."""
+    env = os.environ | {"COMPOSE_PROJECT_NAME": "ncf-jupyterlab-moved", "PWD": str(tmp_path)}
+    try:
+        done = subprocess.run(
+            [*compose_command(), "run", "--rm", "--no-deps", "-T", "jupyterlab"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:  # `run` creates the project's volumes
+        subprocess.run([*compose_command(), "down", "-v"], cwd=REPO, env=env, capture_output=True)
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert "No module named" in output
+    assert f"installed from {REPO}, but the repository is mounted at {tmp_path}" in output
+    assert "docker compose build jupyterlab" in output
