@@ -49,28 +49,26 @@ def docker_ready() -> None:
 @pytest.fixture(scope="session")
 def service_images(docker_ready) -> None:
     """The compose services' images (built by ``make images`` like the stage images)."""
-    import docker
-    from docker.errors import ImageNotFound
-
     from orchestration.checks import SERVICE_IMAGES
 
     for image in SERVICE_IMAGES:
-        try:
-            docker.from_env().images.get(image)
-        except ImageNotFound:
-            _unavailable(f"the image {image} is not built")
+        _require_image(image)
 
 
 @pytest.fixture(scope="session")
 def jupyterlab_image(docker_ready) -> None:
     """The optional compose JupyterLab image (``WITH_JUPYTERLAB=1 make images``; CI builds it)."""
+    _require_image("ncf-jupyterlab:latest", "build it with WITH_JUPYTERLAB=1")
+
+
+def _require_image(image: str, how: str = "") -> None:
     import docker
     from docker.errors import ImageNotFound
 
     try:
-        docker.from_env().images.get("ncf-jupyterlab:latest")
+        docker.from_env().images.get(image)
     except ImageNotFound:
-        _unavailable("the image ncf-jupyterlab is not built: build it with WITH_JUPYTERLAB=1")
+        _unavailable(f"the image {image} is not built" + (f": {how}" if how else ""))
 
 
 def _unavailable(message: str) -> None:

@@ -229,26 +229,42 @@ def compose_command() -> list[str]:
     pytest.skip("neither `docker compose` nor docker-compose is installed")
 
 
+def compose_env(project: str, directory: Path = REPO, **ports: int) -> dict[str, str]:
+    """A compose project of its own, on free ports, with ``directory`` as the mounted ${PWD}."""
+    chosen = {name: str(port) for name, port in ports.items()}
+    return os.environ | {"COMPOSE_PROJECT_NAME": project, "PWD": str(directory)} | chosen
+
+
+def compose(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Compose from the repository root; with ``check`` a failure fails the test with its stderr."""
+    done = subprocess.run(
+        [*compose_command(), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert not check or done.returncode == 0, f"compose {' '.join(args)} failed: {done.stderr}"
+    return done
+
+
+def server_answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until_answers(url: str, what: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not server_answers(url):
+        assert time.monotonic() < deadline, f"{what} did not answer {url} in {seconds:.0f} s"
+        time.sleep(1)
+
+
 @pytest.mark.docker
 def test_compose_services_answer_host_and_sagemaker_network(docker_engine):
     s3_port, mlflow_port = free_port(), free_port()
-    env = os.environ | {
-        "COMPOSE_PROJECT_NAME": "ncf-services-test",
-        "S3_PORT": str(s3_port),
-        "MLFLOW_PORT": str(mlflow_port),
-        "PWD": str(REPO),
-    }
-
-    def compose(*args: str) -> None:
-        subprocess.run([*compose_command(), *args], cwd=REPO, env=env, check=True)
-
-    compose("up", "-d", "--no-build", "s3", "mlflow")
+    env = compose_env("ncf-services-test", S3_PORT=s3_port, MLFLOW_PORT=mlflow_port)
+    compose(env, "up", "-d", "--no-build", "s3", "mlflow")
     try:
-        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-        deadline = time.monotonic() + 180
-        while not server_answers(f"{tracking_uri}/health"):
-            assert time.monotonic() < deadline, "compose's MLflow did not answer /health in 180 s"
-            time.sleep(1)
+        wait_until_answers(f"http://127.0.0.1:{mlflow_port}/health", "compose's MLflow")
         store = boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{s3_port}",
@@ -265,14 +281,7 @@ def test_compose_services_answer_host_and_sagemaker_network(docker_engine):
         )
         assert run_on_network(docker_engine, code).split()[-1] == "200"
     finally:
-        compose("down", "-v")
-
-
-def server_answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        compose(env, "down", "-v")
 
 
 @pytest.mark.docker
@@ -282,57 +291,37 @@ def test_compose_jupyterlab_imports_the_mounted_project_and_drives_the_engine(
     """The notebooks' container as a learner starts it: the project it imports is the mounted
     repository (not a copy), and SageMaker local mode can reach the host's engine from it."""
     jupyter_port = free_port()
-    env = os.environ | {
-        "COMPOSE_PROJECT_NAME": "ncf-jupyterlab-test",
-        "S3_PORT": str(free_port()),
-        "MLFLOW_PORT": str(free_port()),
-        "JUPYTER_PORT": str(jupyter_port),
-        "PWD": str(REPO),
-    }
-
-    def compose(*args: str) -> str:
-        done = subprocess.run(
-            [*compose_command(), *args], cwd=REPO, env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, f"compose {' '.join(args)} failed: {done.stderr}"
-        return done.stdout
-
-    compose("up", "-d", "--no-build", "jupyterlab")
+    env = compose_env(
+        "ncf-jupyterlab-test",
+        S3_PORT=free_port(),
+        MLFLOW_PORT=free_port(),
+        JUPYTER_PORT=jupyter_port,
+    )
+    compose(env, "up", "-d", "--no-build", "jupyterlab")
     try:
-        deadline = time.monotonic() + 180
-        while not server_answers(f"http://127.0.0.1:{jupyter_port}/api"):
-            assert time.monotonic() < deadline, "compose's JupyterLab did not answer in 180 s"
-            time.sleep(1)
+        wait_until_answers(f"http://127.0.0.1:{jupyter_port}/api", "compose's JupyterLab")
         # -P: the working directory is not on sys.path, so only the editable install can
         # resolve the packages, as in a kernel started in notebooks/.
         imported = (
             "import inference, orchestration, preprocessing, training; print(training.__file__)"
         )
-        output = compose("exec", "-T", "jupyterlab", "python", "-P", "-c", imported)
+        output = compose(env, "exec", "-T", "jupyterlab", "python", "-P", "-c", imported).stdout
         assert output.split()[-1] == str(REPO / "training" / "__init__.py")
-        engine = compose(
-            "exec", "-T", "jupyterlab", "docker", "version", "-f", "{{.Server.Version}}"
-        )
+        version = ("exec", "-T", "jupyterlab", "docker", "version", "-f", "{{.Server.Version}}")
+        engine = compose(env, *version).stdout
         assert engine.strip() == docker_engine.version()["Version"]
     finally:
-        compose("down", "-v")
+        compose(env, "down", "-v")
 
 
 @pytest.mark.docker
 def test_compose_jupyterlab_refuses_a_moved_repository(docker_engine, jupyterlab_image, tmp_path):
     """Mounted at another path than the image installed, the service stops with the fix."""
-    env = os.environ | {"COMPOSE_PROJECT_NAME": "ncf-jupyterlab-moved", "PWD": str(tmp_path)}
+    env = compose_env("ncf-jupyterlab-moved", tmp_path)
     try:
-        done = subprocess.run(
-            [*compose_command(), "run", "--rm", "--no-deps", "-T", "jupyterlab"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = compose(env, "run", "--rm", "--no-deps", "-T", "jupyterlab", check=False)
     finally:  # `run` creates the project's volumes
-        subprocess.run([*compose_command(), "down", "-v"], cwd=REPO, env=env, capture_output=True)
+        compose(env, "down", "-v", check=False)
     assert done.returncode == 1
     output = done.stdout + done.stderr
     assert "No module named" in output
