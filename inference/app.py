@@ -7,8 +7,9 @@ answers ``{"user_id": 196, "items": [{"item_id": 242, "score": 3.1}, ...]}`` or
 :mod:`inference.recommender`). A client's mistake is a 4xx with ``{"error": "..."}`` naming it:
 400 for malformed JSON, a missing, unknown or mistyped field, or k outside 1..n_items; 404 for
 a user id the model does not know (a batch fails as a whole); 415 for another content type.
-``/ping`` is 503 while no model is loaded, with the reason, so a broken artifact is visible in
-the endpoint's health check and its log rather than as a crash loop.
+A model whose scores overflow to NaN or infinity answers 500 with the reason rather than a
+ranking it cannot make. ``/ping`` is 503 while no model is loaded, with the reason, so a broken
+artifact is visible in the endpoint's health check and its log rather than as a crash loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 from starlette.exceptions import HTTPException
 
-from inference.recommender import InvalidKError, Recommender, UnknownUserError
+from inference.recommender import (
+    InvalidKError,
+    NonFiniteScoresError,
+    Recommender,
+    UnknownUserError,
+)
 from training.artifacts import ArtifactError
 
 log = logging.getLogger(__name__)
@@ -127,6 +133,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(problems)
 
 
+def _broken_model(_: Request, exc: Exception) -> JSONResponse:
+    """The model's fault, not the client's: a 500 that says why, and a line in the log."""
+    log.error("%s", exc)
+    return _error(500, str(exc))
+
+
 def create_app(model_dir: Path | None = None) -> FastAPI:
     """The app; the model is read once at startup from ``model_dir``, else ``$SM_MODEL_DIR``."""
 
@@ -152,6 +164,7 @@ def create_app(model_dir: Path | None = None) -> FastAPI:
     )
     app.add_exception_handler(UnknownUserError, lambda _, exc: _error(404, str(exc)))
     app.add_exception_handler(InvalidKError, lambda _, exc: _error(400, str(exc)))
+    app.add_exception_handler(NonFiniteScoresError, _broken_model)
     return app
 
 

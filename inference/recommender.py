@@ -38,6 +38,12 @@ class InvalidKError(ValueError):
     """k is outside 1..n_items."""
 
 
+class NonFiniteScoresError(ArithmeticError):
+    """The model scored some of a user's candidates NaN or infinite, so it cannot rank them.
+
+    Its weights are finite (``load_model`` checks), so they are large enough to overflow."""
+
+
 @dataclass(frozen=True)
 class SeenItems:
     """Each user's seen item indices in CSR form: a few bytes per pair, O(1) lookup."""
@@ -115,6 +121,14 @@ class Recommender:
         with torch.inference_mode():
             users = torch.tensor([user], device=self._device)
             scores = self._model(users, self._all_items).squeeze(0).float()
+            scores[seen] = 0.0
+            broken = int((~torch.isfinite(scores)).sum())
+            if broken:
+                raise NonFiniteScoresError(
+                    f"the model gave non-finite scores to {broken} of the unseen items of user "
+                    f"{user_id}: its weights are finite but large enough to overflow float32, "
+                    "so it cannot rank them; retrain it (a lower --learning-rate or some --l2)"
+                )
             scores[seen] = float("-inf")
             top = torch.topk(scores, min(k, self.n_items - len(seen)))
         item_ids = self._item_ids[top.indices.cpu().numpy()].tolist()

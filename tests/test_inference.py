@@ -23,7 +23,12 @@ from fastapi import FastAPI
 
 import inference.__main__ as cli
 from inference.app import MAX_INSTANCES, create_app
-from inference.recommender import InvalidKError, Recommender, UnknownUserError
+from inference.recommender import (
+    InvalidKError,
+    NonFiniteScoresError,
+    Recommender,
+    UnknownUserError,
+)
 from preprocessing.manifest import read_split
 from preprocessing.schema import ITEMS, USERS, write_table
 from training.artifacts import SEEN_ITEMS, SEEN_ITEMS_FILE, ArtifactError, load_model
@@ -172,6 +177,27 @@ def test_a_broken_model_folder_is_an_artifact_error(model_dir, tmp_path, breakag
     breakage(folder)
     with pytest.raises(ArtifactError, match=message):
         Recommender.from_folder(folder, "cpu")
+
+
+def _overflowing_weights(folder):
+    """Finite weights whose products overflow float32: every score comes out NaN."""
+    state = torch.load(folder / "model.pt", weights_only=True)
+    state["user_embedding.weight"].fill_(1e30)
+    state["item_embedding.weight"].fill_(1e30)
+    state["predict.weight"][0, ::2] = -state["predict.weight"][0, 1::2]  # inf - inf
+    torch.save(state, folder / "model.pt")
+
+
+def test_scores_that_overflow_are_an_error_not_a_ranking(model_dir, tmp_path, user_id):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    _overflowing_weights(folder)
+    with pytest.raises(NonFiniteScoresError, match=f"user {user_id}: .* overflow"):
+        Recommender.from_folder(folder, "cpu").recommend(user_id)
+    with serving(create_app(folder)) as base:
+        response = requests.post(f"{base}/invocations", json={"user_id": user_id}, timeout=5)
+    assert response.status_code == 500
+    assert "non-finite scores" in response.json()["error"]
 
 
 # --- the HTTP contract ------------------------------------------------------------------------
