@@ -57,6 +57,18 @@ def test_nan_loss_names_the_epoch(data):
         fit(config, data, device=CPU, model=model, progress=False)
 
 
+def test_cpu_training_flushes_denormal_floats(data):
+    """Dead ReLU units' weights decay into denormals, which x86 computes many times slower."""
+    denormal = torch.tensor([1e-39])
+    torch.set_flush_denormal(False)
+    assert denormal.item() != 0
+    try:
+        fit(TrainConfig(model="mlp", **(FAST | {"epochs": 1})), data, device=CPU, progress=False)
+        assert (torch.tensor([1e-39]) * 2).item() == 0
+    finally:
+        torch.set_flush_denormal(False)
+
+
 class StopAfter(StopRequest):
     """Acts like a SIGTERM arriving during the n-th optimiser step."""
 
