@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -57,16 +59,16 @@ def test_nan_loss_names_the_epoch(data):
         fit(config, data, device=CPU, model=model, progress=False)
 
 
-def test_cpu_training_flushes_denormal_floats(data):
-    """Dead ReLU units' weights decay into denormals, which x86 computes many times slower."""
-    denormal = torch.tensor([1e-39])
-    torch.set_flush_denormal(False)
-    assert denormal.item() != 0
-    try:
-        fit(TrainConfig(model="mlp", **(FAST | {"epochs": 1})), data, device=CPU, progress=False)
-        assert (torch.tensor([1e-39]) * 2).item() == 0
-    finally:
-        torch.set_flush_denormal(False)
+@pytest.mark.parametrize(("imports", "denormals"), [("", 1 << 22), ("import training;", 0)])
+def test_importing_training_flushes_denormals_in_every_thread(imports, denormals):
+    """Dead ReLU units' weights decay into denormals, which x86 computes many times slower.
+
+    The flag is per thread: the product is split across PyTorch's worker threads."""
+    probe = "y = torch.full((1 << 22,), 1e-20) * 1e-20; print(int(y.count_nonzero()))"
+    code = f"import torch; {imports} torch.set_num_threads(2); {probe}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == denormals
 
 
 class StopAfter(StopRequest):

@@ -142,10 +142,6 @@ def fit(
     model = model.to(device)
     if device.type == "cpu":
         keep_freed_memory()
-        # Weight decay shrinks the weights of ReLU units that never fire, and their Adam moments,
-        # into denormal floats, which x86 cores compute with microcode assists: an MLP at l2 3e-5
-        # went from 0.7 to 13 s an epoch on ML-100K. Flushing them to zero costs nothing else.
-        torch.set_flush_denormal(True)
     precision = _Precision(device, config.amp)
     graphed = _graphs_apply(config, device, precision, group)
     optimizer = torch.optim.Adam(
