@@ -3,8 +3,15 @@
 import torch
 from torch import nn
 
+from training import evaluate
 from training.data import HoldoutTensors
-from training.evaluate import evaluate_full_catalogue, evaluate_holdout, full_catalogue_ranks
+from training.evaluate import (
+    evaluate_full_catalogue,
+    evaluate_holdout,
+    full_catalogue_ranks,
+    holdout_ranks,
+)
+from training.models import build_model
 
 
 class ItemIdScore(nn.Module):
@@ -65,3 +72,27 @@ def test_a_nan_score_ranks_last_in_both_views():
     ranks = full_catalogue_ranks(NaNForItem(), holdout, seen_users, seen_items, n_items=10)
     # user 0: all 9 other items count, even the seen one; user 1: items 8, 9 and NaN item 5
     assert ranks.tolist() == [9, 3]
+
+
+def test_chunks_rank_as_one_pass(monkeypatch):
+    """Evaluation runs in chunks of a fixed number of scores; where they end must not matter."""
+    generator = torch.Generator().manual_seed(0)
+    n_users, n_items = 30, 50
+    model = build_model("neumf", n_users, n_items, 4, (16, 8)).eval()
+    holdout = HoldoutTensors(
+        users=torch.arange(n_users),
+        items=torch.randint(n_items, (n_users,), generator=generator),
+        negatives=torch.randint(n_items, (n_users, 20), generator=generator),
+        timestamps=torch.zeros(n_users, dtype=torch.long),
+    )
+    seen_users = torch.randint(n_users, (200,), generator=generator)
+    seen_items = torch.randint(n_items, (200,), generator=generator)
+
+    def ranks(chunk: int) -> tuple[list[int], list[int]]:
+        monkeypatch.setattr(evaluate, "_chunk_scores", lambda device: chunk)
+        full = full_catalogue_ranks(model, holdout, seen_users, seen_items, n_items)
+        return holdout_ranks(model, holdout).tolist(), full.tolist()
+
+    one_pass = ranks(1 << 20)
+    assert ranks(7 * 21) == one_pass  # 7 users' candidates a chunk; the catalogue: 1 user
+    assert ranks(3 * n_items) == one_pass
