@@ -6,6 +6,7 @@ import json
 import pytest
 
 import training.__main__ as cli
+from training.config import TrainConfig
 from training.sagemaker_contract import SINGLE_HOST, ContractError, TrainingContract
 
 
@@ -108,3 +109,10 @@ def test_the_checkpoint_flag_wins_over_the_channel(tmp_path):
 def test_the_job_name_names_the_mlflow_run(tmp_path):
     parser = cli.build_parser(byoc(tmp_path, TRAINING_JOB_NAME="ncf-2026-11-24"))
     assert parser.parse_args([]).run_name == "ncf-2026-11-24"
+
+
+def test_flags_left_out_give_the_config_defaults(tmp_path):
+    parser = cli.build_parser(byoc(tmp_path))
+    assert cli.config_from_args(parser.parse_args([])) == TrainConfig()
+    chosen = cli.config_from_args(parser.parse_args(["--layers", "32,16", "8", "--alpha", "0.6"]))
+    assert chosen == TrainConfig(layers=(32, 16, 8), alpha=0.6)

@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from preprocessing.manifest import ManifestError
@@ -35,48 +36,44 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train GMF, MLP or NeuMF on a processed split."
     )
-    parser.add_argument("--model", choices=MODELS, default="neumf")
-    parser.add_argument("--num-factors", type=int, default=8)
-    parser.add_argument("--layers", type=_int_list, nargs="+", default=[[64, 32, 16, 8]])
-    parser.add_argument("--learning-rate", type=float, default=0.001)
-    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES, default="auto")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument(
-        "--batch-size", type=int, default=1024, help="positives per step (each with negatives)"
-    )
-    parser.add_argument("--num-negatives", type=int, default=4)
-    parser.add_argument("--loss", choices=LOSS_NAMES, default="bce")
-    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--model", choices=MODELS)
+    parser.add_argument("--num-factors", type=int)
+    parser.add_argument("--layers", type=_int_list, nargs="+")
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, help="positives per step (each with negatives)")
+    parser.add_argument("--num-negatives", type=int)
+    parser.add_argument("--loss", choices=LOSS_NAMES)
+    parser.add_argument("--l2", type=float)
     parser.add_argument(
         "--recency-weight",
         type=float,
-        default=0.0,
         help="extra loss weight for a user's recent positives (0: the paper's loss)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--patience", type=int)
+    parser.add_argument("--alpha", type=float)
     parser.add_argument(
         "--ema-decay",
         type=float,
-        default=0.0,
         help="evaluate and save a moving average of the weights with this decay per step (0: off)",
     )
-    parser.add_argument("--amp", type=_bool, default=True)
+    parser.add_argument("--amp", type=_bool)
     parser.add_argument(
         "--cuda-graphs",
         type=_bool,
-        default=True,
         help="replay each training step as one CUDA graph (GPU only; false to debug eagerly)",
     )
-    parser.add_argument("--grad-accumulation", type=int, default=1)
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--grad-accumulation", type=int)
+    parser.add_argument("--top-k", type=int)
     parser.add_argument(
         "--refit",
         type=_bool,
-        default=True,
         help="after early stopping, retrain on train + validation for the chosen epochs",
     )
+    # A flag left out takes TrainConfig's default: one place says what a run does by default.
+    parser.set_defaults(**asdict(TrainConfig()) | {"layers": [list(TrainConfig.layers)]})
     parser.add_argument("--train", type=Path, help="default: the job's train channel")
     parser.add_argument("--model-dir", type=Path, default=contract.model_dir())
     parser.add_argument(
@@ -111,6 +108,14 @@ def _bool(text: str) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's hyperparameters; ``--layers 64,32 16`` and ``--layers 64 32 16`` are one list."""
+    fields = {
+        key: value for key, value in vars(args).items() if key in TrainConfig.__dataclass_fields__
+    }
+    return TrainConfig(**fields | {"layers": [n for group in args.layers for n in group]})
 
 
 def hyperparameter_args(config_dir: Path) -> list[str]:
@@ -157,14 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.job import run_training
 
     try:
-        config = TrainConfig(
-            **{
-                key: value
-                for key, value in vars(args).items()
-                if key in TrainConfig.__dataclass_fields__
-            }
-            | {"layers": [n for group in args.layers for n in group]}
-        )
+        config = config_from_args(args)
         with process_group(cluster, resolve_device(config.gpu)) as group:
             metrics = run_training(
                 config,
