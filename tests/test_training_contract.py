@@ -116,3 +116,5 @@ def test_flags_left_out_give_the_config_defaults(tmp_path):
     assert cli.config_from_args(parser.parse_args([])) == TrainConfig()
     chosen = cli.config_from_args(parser.parse_args(["--layers", "32,16", "8", "--alpha", "0.6"]))
     assert chosen == TrainConfig(layers=(32, 16, 8), alpha=0.6)
+    shown = " ".join(parser.format_help().split())
+    assert "(default: 64 32 16 8)" in shown and "(default: true)" in shown

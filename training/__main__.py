@@ -15,8 +15,10 @@ import json
 import logging
 import sys
 import tempfile
-from dataclasses import asdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from preprocessing.manifest import ManifestError
 from preprocessing.schema import SchemaError
@@ -36,44 +38,50 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train GMF, MLP or NeuMF on a processed split."
     )
-    parser.add_argument("--model", choices=MODELS)
-    parser.add_argument("--num-factors", type=int)
-    parser.add_argument("--layers", type=_int_list, nargs="+")
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int, help="positives per step (each with negatives)")
-    parser.add_argument("--num-negatives", type=int)
-    parser.add_argument("--loss", choices=LOSS_NAMES)
-    parser.add_argument("--l2", type=float)
-    parser.add_argument(
+    hyperparameters = parser.add_argument_group(
+        "hyperparameters", "also read from hyperparameters.json"
+    )
+    flag = partial(_hyperparameter, hyperparameters.add_argument)
+    flag("--model", "GMF, MLP or NeuMF (He et al.)", choices=MODELS)
+    flag("--num-factors", "GMF embedding size (predictive factors; NeuMF's GMF half)", type=int)
+    flag("--layers", "MLP sizes; the first is the user and item embeddings joined", type=_int_list)
+    flag("--learning-rate", "Adam's step size", type=float)
+    flag("--gpu", "auto: CUDA when there is one", type=str.lower, choices=GPU_CHOICES)
+    flag("--epochs", "at most; early stopping on validation may end sooner", type=int)
+    flag("--batch-size", "positives per step (each with negatives)", type=int)
+    flag("--num-negatives", "negatives sampled per positive, afresh each epoch", type=int)
+    flag(
+        "--loss",
+        "bce: the paper's log loss; bpr: pairwise; softmax: a positive against its negatives",
+        choices=LOSS_NAMES,
+    )
+    flag("--l2", "Adam's weight decay on every parameter", type=float)
+    flag(
         "--recency-weight",
+        "extra loss weight for a user's recent positives (0: the paper's loss)",
         type=float,
-        help="extra loss weight for a user's recent positives (0: the paper's loss)",
     )
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--patience", type=int)
-    parser.add_argument("--alpha", type=float)
-    parser.add_argument(
+    flag("--seed", "initial weights, negatives and batch order all follow it", type=int)
+    flag("--patience", "epochs without a better validation NDCG before stopping", type=int)
+    flag("--alpha", "NeuMF from pre-trained halves: the GMF output layer's weight", type=float)
+    flag(
         "--ema-decay",
+        "evaluate and save a moving average of the weights with this decay per step (0: off)",
         type=float,
-        help="evaluate and save a moving average of the weights with this decay per step (0: off)",
     )
-    parser.add_argument("--amp", type=_bool)
-    parser.add_argument(
+    flag("--amp", "bf16 / fp16 mixed precision on CUDA", type=_bool)
+    flag(
         "--cuda-graphs",
+        "replay each training step as one CUDA graph (GPU only; false to debug eagerly)",
         type=_bool,
-        help="replay each training step as one CUDA graph (GPU only; false to debug eagerly)",
     )
-    parser.add_argument("--grad-accumulation", type=int)
-    parser.add_argument("--top-k", type=int)
-    parser.add_argument(
+    flag("--grad-accumulation", "batches summed into one optimiser step", type=int)
+    flag("--top-k", "K of HR@K, NDCG@K and MAP@K", type=int)
+    flag(
         "--refit",
+        "after early stopping, retrain on train + validation for the chosen epochs",
         type=_bool,
-        help="after early stopping, retrain on train + validation for the chosen epochs",
     )
-    # A flag left out takes TrainConfig's default: one place says what a run does by default.
-    parser.set_defaults(**asdict(TrainConfig()) | {"layers": [list(TrainConfig.layers)]})
     parser.add_argument("--train", type=Path, help="default: the job's train channel")
     parser.add_argument("--model-dir", type=Path, default=contract.model_dir())
     parser.add_argument(
@@ -92,6 +100,18 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     parser.add_argument("--experiment", default=env("MLFLOW_EXPERIMENT_NAME", "ncf"))
     parser.add_argument("--run-name", default=contract.job_name)
     return parser
+
+
+def _hyperparameter(
+    add_argument: Callable[..., argparse.Action], name: str, help: str, **kwargs: Any
+) -> None:
+    """A flag whose default is TrainConfig's, so one place says what a run does by default."""
+    default = getattr(TrainConfig, name.removeprefix("--").replace("-", "_"))
+    if isinstance(default, tuple):  # --layers: each word is a list (``64,32`` or ``64``)
+        shown, default, kwargs["nargs"] = " ".join(map(str, default)), [list(default)], "+"
+    else:
+        shown = str(default).lower() if isinstance(default, bool) else default
+    add_argument(name, default=default, help=f"{help} (default: {shown})", **kwargs)
 
 
 def _int_list(text: str) -> list[int]:
