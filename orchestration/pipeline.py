@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocessing.job import dataset_choices
+from preprocessing.job import check_dataset, dataset_choices
 from preprocessing.schema import TABLE_FILES, USERS, read_table
+from preprocessing.synthetic import SHAPES
+from training.config import GPU_CHOICES, TrainConfig
 from training.evaluate import evaluate_artifact
 from training.tracking import local_tracking_uri
 
@@ -174,9 +176,7 @@ def run_pipeline(args: argparse.Namespace, backend) -> tuple[list[Stage], list[d
     started = time.perf_counter()
     processed = backend.prepare(args)
     stages = [Stage("prepare data", time.perf_counter() - started)]
-    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
+    overrides = training_overrides(args)
     trained: dict[str, TrainedModel] = {}
     for name, pretrained in (("gmf", ()), ("mlp", ()), ("neumf-pretrained", ("gmf", "mlp"))):
         hyperparameters = RECIPES[name] | overrides | {"run_name": name}
@@ -187,6 +187,14 @@ def run_pipeline(args: argparse.Namespace, backend) -> tuple[list[Stage], list[d
         stages.append(Stage(name, model.seconds, metrics))
     users = sample_users(processed)
     return stages, backend.recommend(trained["neumf-pretrained"], users, k=5)
+
+
+def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line changes in every recipe."""
+    overrides: dict[str, Any] = {"seed": args.seed, "gpu": args.gpu}
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    return overrides
 
 
 def sample_users(processed: Path, count: int = 3) -> list[Any]:
@@ -239,13 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", default="ml-1m", help=f"one of {', '.join(dataset_choices())}")
     parser.add_argument("--data-dir", type=Path, help="local MovieLens files instead of a download")
-    parser.add_argument("--synthetic-shape", default="ml-100k")
+    parser.add_argument("--synthetic-shape", choices=sorted(SHAPES), default="ml-100k")
     parser.add_argument("--cache-dir", type=Path, default=Path("data-cache"))
     parser.add_argument("--work-dir", type=Path, default=Path("runs/pipeline"))
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
     parser.add_argument("--epochs", type=int, help="override every model's epoch budget")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gpu", choices=("auto", "true", "false"), default="auto")
+    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES, default="auto")
     parser.add_argument(
         "--mode",
         choices=("auto", "local-mode", "processes"),
@@ -256,7 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # a bad name or number stops here, not stages later
+        check_dataset(args.dataset, args.data_dir)
+        for recipe in RECIPES.values():
+            TrainConfig(**recipe | training_overrides(args))
+    except ValueError as exc:
+        parser.error(str(exc))
     from orchestration.course import open_backend
 
     try:

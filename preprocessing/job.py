@@ -44,6 +44,18 @@ def dataset_choices() -> list[str]:
     return [*datasets.DATASETS, "synthetic", f"{NCF_PREFIX}<name>"]
 
 
+def check_dataset(dataset: str, data_dir: Path | None) -> None:
+    """Refuse an unknown name before any work starts, not after a download or a container."""
+    if dataset.startswith(NCF_PREFIX) and len(dataset) > len(NCF_PREFIX):
+        if data_dir is None:
+            raise ValueError(
+                f"{dataset} reads He et al.'s published files: pass --data-dir with the folder "
+                f"holding {dataset[len(NCF_PREFIX) :]}.train.rating, .test.rating, .test.negative"
+            )
+    elif dataset != "synthetic" and dataset not in datasets.DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {dataset_choices()}")
+
+
 def resolve_source(
     dataset: str,
     *,
@@ -63,15 +75,9 @@ def resolve_source(
             frame = synthetic.generate(n_users, n_items, n_interactions, seed=seed)
             path = synthetic.write_raw(frame, folder, raw_format)
         return Source(dataset, path, raw_format)
+    check_dataset(dataset, data_dir)
     if dataset.startswith(NCF_PREFIX):
-        if data_dir is None:
-            raise ValueError(
-                f"{dataset} reads He et al.'s published files: pass --data-dir with the folder "
-                f"holding {dataset[len(NCF_PREFIX) :]}.train.rating, .test.rating, .test.negative"
-            )
         return Source(dataset, data_dir, "ncf-benchmark")
-    if dataset not in datasets.DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {dataset_choices()}")
     spec = datasets.DATASETS[dataset]
     if data_dir is not None:
         path = datasets.locate(dataset, data_dir)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from mlflow import MlflowClient
 
 from orchestration.pipeline import main
@@ -36,3 +37,22 @@ def test_main_job_on_movielens_100k(ml100k_dir, tmp_path, capsys, monkeypatch):
     client = MlflowClient(local_tracking_uri(work / "mlflow"))
     runs = client.search_runs([client.get_experiment_by_name("ncf").experiment_id])
     assert {run.info.run_name for run in runs} == {"gmf", "mlp", "neumf-pretrained"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dataset", "ml-2m"], "unknown dataset 'ml-2m'"),
+        (["--dataset", "ncf-ml-1m"], "pass --data-dir"),
+        (["--epochs", "0"], "epochs must be >= 1, got 0"),
+        (["--synthetic-shape", "ml-2m"], "invalid choice: 'ml-2m'"),
+        (["--gpu", "maybe"], "invalid choice: 'maybe'"),
+    ],
+)
+def test_bad_arguments_stop_before_any_stage(flags, message, tmp_path, capsys):
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit) as stopped:
+        main([*flags, "--work-dir", str(work), "--results-dir", str(tmp_path / "results")])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not work.exists()
