@@ -45,6 +45,7 @@ def test_main_job_on_movielens_100k(ml100k_dir, tmp_path, capsys, monkeypatch):
         (["--dataset", "ml-2m"], "unknown dataset 'ml-2m'"),
         (["--dataset", "ncf-ml-1m"], "pass --data-dir"),
         (["--epochs", "0"], "epochs must be >= 1, got 0"),
+        (["--seed", "-3"], "seed must be >= 0, got -3"),
         (["--synthetic-shape", "ml-2m"], "invalid choice: 'ml-2m'"),
         (["--gpu", "maybe"], "invalid choice: 'maybe'"),
     ],

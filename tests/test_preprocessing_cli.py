@@ -113,3 +113,18 @@ def test_sagemaker_processing_layout(ml100k_dir, tmp_path, monkeypatch):
 def test_unknown_dataset(tmp_path, capsys):
     assert cli.main(["--dataset", "ml-2m", "--output-dir", str(tmp_path)]) == 1
     assert "unknown dataset 'ml-2m'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--num-negatives", "0"], "--num-negatives must be >= 1"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_by_name(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--dataset", "synthetic", "--output-dir", str(tmp_path / "out"), *flags])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

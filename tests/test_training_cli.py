@@ -97,6 +97,7 @@ def test_channel_without_a_processed_split(sm_env, monkeypatch, capsys):
         (["--learning-rate", "-0.1"], "learning_rate must be a positive number"),
         (["--layers", "0"], "every layer size must be >= 1"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
+        (["--seed", "-1"], "seed must be >= 0, got -1"),
     ],
 )
 def test_out_of_range_hyperparameters_fail_before_training(sm_env, capsys, flags, message):

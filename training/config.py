@@ -82,6 +82,7 @@ class TrainConfig:
                 0 <= self.recency_weight < math.inf,
                 f"recency_weight must be a finite number >= 0, got {self.recency_weight}",
             ),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}"),
             (
