@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         check_dataset(args.dataset, args.data_dir)
         for recipe in RECIPES.values():
             TrainConfig(**recipe | training_overrides(args))
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     from orchestration.course import open_backend
 

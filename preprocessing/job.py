@@ -45,7 +45,7 @@ def dataset_choices() -> list[str]:
 
 
 def check_dataset(dataset: str, data_dir: Path | None) -> None:
-    """Refuse an unknown name before any work starts, not after a download or a container."""
+    """Refuse an unknown name or missing local files before any work starts, not in a job."""
     if dataset.startswith(NCF_PREFIX) and len(dataset) > len(NCF_PREFIX):
         if data_dir is None:
             raise ValueError(
@@ -54,6 +54,8 @@ def check_dataset(dataset: str, data_dir: Path | None) -> None:
             )
     elif dataset != "synthetic" and dataset not in datasets.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {dataset_choices()}")
+    elif dataset in datasets.DATASETS and data_dir is not None:
+        datasets.locate(dataset, data_dir)
 
 
 def resolve_source(
