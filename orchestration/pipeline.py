@@ -245,20 +245,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncf-course", description="Run the NCF course pipeline end to end."
     )
-    parser.add_argument("--dataset", default="ml-1m", help=f"one of {', '.join(dataset_choices())}")
+    parser.add_argument(
+        "--dataset",
+        default="ml-1m",
+        help=f"one of {', '.join(dataset_choices())} (default: %(default)s)",
+    )
     parser.add_argument("--data-dir", type=Path, help="local MovieLens files instead of a download")
-    parser.add_argument("--synthetic-shape", choices=sorted(SHAPES), default="ml-100k")
-    parser.add_argument("--cache-dir", type=Path, default=Path("data-cache"))
-    parser.add_argument("--work-dir", type=Path, default=Path("runs/pipeline"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
+    parser.add_argument(
+        "--synthetic-shape",
+        choices=sorted(SHAPES),
+        default="ml-100k",
+        help="users, items and interactions of --dataset synthetic (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("data-cache"),
+        help="downloads and synthetic data are kept here (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("runs/pipeline"),
+        help="each stage's output, the models and the MLflow store (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="results.md and results.json (default: %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, help="override every model's epoch budget")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gpu", type=str.lower, choices=GPU_CHOICES, default="auto")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="test negatives, synthetic data and every model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gpu",
+        type=str.lower,
+        choices=GPU_CHOICES,
+        default="auto",
+        help="auto: CUDA when there is one (default: %(default)s)",
+    )
     parser.add_argument(
         "--mode",
         choices=("auto", "local-mode", "processes"),
         default="auto",
-        help="auto: SageMaker local-mode jobs when Docker and the images are there, else processes",
+        help="auto: SageMaker local-mode jobs when Docker and the images are there, else "
+        "processes (default: %(default)s)",
     )
     return parser
 

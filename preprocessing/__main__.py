@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dataset",
         default="ml-1m",
-        help=f"one of {', '.join(dataset_choices())} (default ml-1m)",
+        help=f"one of {', '.join(dataset_choices())} (default: %(default)s)",
     )
     parser.add_argument(
         "--data-dir",
@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=PROCESSING_INPUT if in_job and PROCESSING_INPUT.is_dir() else None,
         help="a folder holding the dataset's files (skips the download)",
     )
-    parser.add_argument("--cache-dir", type=Path, default=Path("data-cache"))
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("data-cache"),
+        help="downloads and synthetic data are kept here (default: %(default)s)",
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -50,18 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         choices=("fail", "drop"),
         default="fail",
-        help="fail: stop on any bad row (default); drop: move bad rows to rejects.csv",
+        help="fail: stop on any bad row; drop: move bad rows to rejects.csv (default: %(default)s)",
     )
-    parser.add_argument("--num-negatives", type=int, default=99)
+    parser.add_argument(
+        "--num-negatives",
+        type=int,
+        default=99,
+        help="never-seen items ranked against each held-out one (default: %(default)s)",
+    )
     parser.add_argument(
         "--validation",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="hold out each user's second-latest interaction for early stopping",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synthetic-shape", choices=sorted(SHAPES), default="ml-100k")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the sampled test negatives and synthetic data follow it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--synthetic-shape",
+        choices=sorted(SHAPES),
+        default="ml-100k",
+        help="users, items and interactions of --dataset synthetic (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     return parser
 
 
