@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing import datasets, synthetic
-from preprocessing.loaders import RAW_FORMATS, load_ncf_benchmark, load_ratings
+from preprocessing.loaders import (
+    RAW_FORMATS,
+    load_ncf_benchmark,
+    load_ratings,
+    ncf_benchmark_files,
+)
 from preprocessing.manifest import write_split
 from preprocessing.schema import REJECTS_FILE
 from preprocessing.split import from_benchmark, leave_one_out
@@ -47,11 +52,15 @@ def dataset_choices() -> list[str]:
 def check_dataset(dataset: str, data_dir: Path | None) -> None:
     """Refuse an unknown name or missing local files before any work starts, not in a job."""
     if dataset.startswith(NCF_PREFIX) and len(dataset) > len(NCF_PREFIX):
+        files = ncf_benchmark_files(dataset[len(NCF_PREFIX) :])
         if data_dir is None:
             raise ValueError(
                 f"{dataset} reads He et al.'s published files: pass --data-dir with the folder "
-                f"holding {dataset[len(NCF_PREFIX) :]}.train.rating, .test.rating, .test.negative"
+                f"holding {', '.join(files)}"
             )
+        missing = [name for name in files if not (data_dir / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{data_dir} has no {', '.join(missing)} for {dataset}")
     elif dataset != "synthetic" and dataset not in datasets.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {dataset_choices()}")
     elif dataset in datasets.DATASETS and data_dir is not None:

@@ -230,12 +230,17 @@ def load_ratings(
     return LoadResult(interactions, report, verdicts.rejects(source))
 
 
+def ncf_benchmark_files(name: str) -> tuple[str, str, str]:
+    """He et al.'s published files of one dataset: train, test and test negatives."""
+    return f"{name}.train.rating", f"{name}.test.rating", f"{name}.test.negative"
+
+
 def load_ncf_benchmark(directory: Path, name: str) -> NcfBenchmark:
     """Load ``<name>.train.rating``, ``.test.rating`` and ``.test.negative``; check they agree."""
-    directory = Path(directory)
-    train = load_ratings(directory / f"{name}.train.rating", "ncf-rating", min_interactions=1)
-    test = load_ratings(directory / f"{name}.test.rating", "ncf-rating", min_interactions=1)
-    source = _Source.open(directory / f"{name}.test.negative", _NEGATIVE_FORMAT)
+    train_path, test_path, negative_path = (Path(directory) / f for f in ncf_benchmark_files(name))
+    train = load_ratings(train_path, "ncf-rating", min_interactions=1)
+    test = load_ratings(test_path, "ncf-rating", min_interactions=1)
+    source = _Source.open(negative_path, _NEGATIVE_FORMAT)
     pair_and_negatives = [pa.binary()] + [pa.int64()] * NCF_NUM_NEGATIVES
     parsed = _read_fields(source, list(_NEGATIVE_FORMAT.columns), pair_and_negatives)
     if parsed.n_lines != len(test.interactions):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from preprocessing import schema
+from preprocessing.job import resolve_source, run_preprocessing
 from preprocessing.loaders import (
     NCF_NUM_NEGATIVES,
     RAW_FORMATS,
@@ -506,3 +507,12 @@ def test_benchmark_missing_negative_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(DataValidationError, match=r"ml-1m.test.negative does not exist"):
         load_ncf_benchmark(directory, "ml-1m")
+
+
+def test_benchmark_files_go_through_the_processing_job(tmp_path: Path) -> None:
+    source = resolve_source("ncf-ml-1m", data_dir=write_benchmark(tmp_path), cache_dir=tmp_path)
+    manifest = run_preprocessing(source, tmp_path / "processed", validation=False).manifest
+    assert (manifest["counts"]["train"], manifest["counts"]["test"]) == (len(TRAIN), len(TEST))
+    (tmp_path / "ml-1m.test.negative").unlink()
+    with pytest.raises(FileNotFoundError, match=r"has no ml-1m\.test\.negative for ncf-ml-1m"):
+        resolve_source("ncf-ml-1m", data_dir=tmp_path, cache_dir=tmp_path)

@@ -44,6 +44,7 @@ def test_main_job_on_movielens_100k(ml100k_dir, tmp_path, capsys, monkeypatch):
     [
         (["--dataset", "ml-2m"], "unknown dataset 'ml-2m'"),
         (["--dataset", "ncf-ml-1m"], "pass --data-dir"),
+        (["--dataset", "ncf-ml-1m", "--data-dir", "."], "no ml-1m.train.rating, ml-1m.test"),
         (["--dataset", "ml-100k", "--data-dir", "no-such-folder"], "No u.data for ml-100k"),
         (["--epochs", "0"], "epochs must be >= 1, got 0"),
         (["--seed", "-3"], "seed must be >= 0, got -3"),
