@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocessing.job import check_dataset, dataset_choices
+from preprocessing.job import add_source_arguments, check_dataset
 from preprocessing.schema import TABLE_FILES, USERS, read_table
-from preprocessing.synthetic import SHAPES
 from training.config import GPU_CHOICES, TrainConfig
 from training.evaluate import evaluate_artifact
 from training.tracking import local_tracking_uri
@@ -245,24 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncf-course", description="Run the NCF course pipeline end to end."
     )
-    parser.add_argument(
-        "--dataset",
-        default="ml-1m",
-        help=f"one of {', '.join(dataset_choices())} (default: %(default)s)",
-    )
-    parser.add_argument("--data-dir", type=Path, help="local MovieLens files instead of a download")
-    parser.add_argument(
-        "--synthetic-shape",
-        choices=sorted(SHAPES),
-        default="ml-100k",
-        help="users, items and interactions of --dataset synthetic (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path("data-cache"),
-        help="downloads and synthetic data are kept here (default: %(default)s)",
-    )
+    add_source_arguments(parser)
     parser.add_argument(
         "--work-dir",
         type=Path,

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from preprocessing.datasets import DownloadError
-from preprocessing.job import dataset_choices, resolve_source, run_preprocessing
-from preprocessing.synthetic import SHAPES
+from preprocessing.job import add_source_arguments, resolve_source, run_preprocessing
 from preprocessing.validation import DataValidationError
 
 PROCESSING_ROOT = Path("/opt/ml/processing")
@@ -28,22 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m preprocessing",
         description="Validate MovieLens ratings and write the NCF leave-one-out split.",
     )
-    parser.add_argument(
-        "--dataset",
-        default="ml-1m",
-        help=f"one of {', '.join(dataset_choices())} (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=PROCESSING_INPUT if in_job and PROCESSING_INPUT.is_dir() else None,
-        help="a folder holding the dataset's files (skips the download)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path("data-cache"),
-        help="downloads and synthetic data are kept here (default: %(default)s)",
+    add_source_arguments(
+        parser, data_dir=PROCESSING_INPUT if in_job and PROCESSING_INPUT.is_dir() else None
     )
     parser.add_argument(
         "--output-dir",
@@ -74,12 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="the sampled test negatives and synthetic data follow it (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--synthetic-shape",
-        choices=sorted(SHAPES),
-        default="ml-100k",
-        help="users, items and interactions of --dataset synthetic (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     return parser

@@ -7,6 +7,7 @@ the only thing the training stage reads.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,33 @@ class ProcessingResult:
 
 def dataset_choices() -> list[str]:
     return [*datasets.DATASETS, "synthetic", f"{NCF_PREFIX}<name>"]
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, data_dir: Path | None = None) -> None:
+    """Where the ratings come from: the same options wherever data is prepared."""
+    parser.add_argument(
+        "--dataset",
+        default="ml-1m",
+        help=f"one of {', '.join(dataset_choices())} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=data_dir,
+        help="a folder holding the dataset's files, instead of a download",
+    )
+    parser.add_argument(
+        "--synthetic-shape",
+        choices=sorted(synthetic.SHAPES),
+        default="ml-100k",
+        help="users, items and interactions of --dataset synthetic (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("data-cache"),
+        help="downloads and synthetic data are kept here (default: %(default)s)",
+    )
 
 
 def check_dataset(dataset: str, data_dir: Path | None) -> None:
