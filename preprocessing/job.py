@@ -79,6 +79,8 @@ def add_source_arguments(parser: argparse.ArgumentParser, data_dir: Path | None 
 
 def check_dataset(dataset: str, data_dir: Path | None) -> None:
     """Refuse an unknown name or missing local files before any work starts, not in a job."""
+    if dataset == "synthetic":
+        return
     if dataset.startswith(NCF_PREFIX) and len(dataset) > len(NCF_PREFIX):
         files = ncf_benchmark_files(dataset[len(NCF_PREFIX) :])
         if data_dir is None:
@@ -89,9 +91,10 @@ def check_dataset(dataset: str, data_dir: Path | None) -> None:
         missing = [name for name in files if not (data_dir / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{data_dir} has no {', '.join(missing)} for {dataset}")
-    elif dataset != "synthetic" and dataset not in datasets.DATASETS:
+        return
+    if dataset not in datasets.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {dataset_choices()}")
-    elif dataset in datasets.DATASETS and data_dir is not None:
+    if data_dir is not None:
         datasets.locate(dataset, data_dir)
 
 

@@ -108,7 +108,8 @@ def _hyperparameter(
     """A flag whose default is TrainConfig's, so one place says what a run does by default."""
     default = getattr(TrainConfig, name.removeprefix("--").replace("-", "_"))
     if isinstance(default, tuple):  # --layers: each word is a list (``64,32`` or ``64``)
-        shown, default, kwargs["nargs"] = " ".join(map(str, default)), [list(default)], "+"
+        shown = " ".join(map(str, default))
+        default, kwargs["nargs"] = [list(default)], "+"
     else:
         shown = str(default).lower() if isinstance(default, bool) else default
     add_argument(name, default=default, help=f"{help} (default: {shown})", **kwargs)
