@@ -54,6 +54,10 @@ DOCKER_NETWORK = "sagemaker-local"
 CONTAINER_TRACKING_URI_ENV = "NCF_CONTAINER_TRACKING_URI"
 # weed's graceful stop waits 15 s for its filer's gRPC streams; a kill loses nothing (verified).
 S3_STOP_GRACE = 3.0
+# weed marks every volume read-only once its disk has less than this free, and then fails each
+# write with InternalError after a minute of retries. Its own default, 1 % of the disk, blocks
+# writes with gigabytes still free on a large, well-filled disk (it failed CI that way).
+S3_MIN_FREE_MIB = 512
 MLFLOW_STOP_GRACE = 10.0
 _PROBE = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1})
 _KEY_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
@@ -186,12 +190,14 @@ class LocalS3(_Service):
         port: int = 8333,
         host: str = "127.0.0.1",
         startup_timeout: float = 60,
+        min_free_mib: int = S3_MIN_FREE_MIB,
     ) -> None:
         self.folder = Path(folder)
         self.bucket = bucket
         self.port = port
         self.host = host
         self.startup_timeout = startup_timeout
+        self.min_free_mib = min_free_mib
         self.process: _ServerProcess | None = None
         self._ports: list[int] = []
         self.reused = False
@@ -267,6 +273,7 @@ class LocalS3(_Service):
     def _launch(self) -> None:
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
+        self._check_free_space(data)
         # weed's own defaults (8080, 9333, 8888, 8181, 9101, ...) clash with SageMaker serving
         # and with a second store; gRPC ports default to port + 10000, which can overflow.
         ports = _free_ports(7)
@@ -292,11 +299,23 @@ class LocalS3(_Service):
             "-s3.port.lance=0",
             # Volumes grow per bucket: with weed's default limit (8) a third bucket takes no writes.
             "-volume.max=100",
+            f"-volume.minFreeSpace={self.min_free_mib}MiB",
         ]
         keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         logfile = self.folder / "weed.log"
         self.process = _ServerProcess("SeaweedFS", command, keys, logfile, S3_STOP_GRACE)
         self.process.wait_until(lambda: self._ready(master), self.startup_timeout)
+
+    def _check_free_space(self, data: Path) -> None:
+        """Refuse to start rather than take no writes: weed's own failure is a minute-long
+        InternalError per write that does not mention the disk."""
+        free_mib = shutil.disk_usage(data).free // 2**20
+        if free_mib < self.min_free_mib:
+            raise ServiceError(
+                f"{data} has {free_mib} MiB free and SeaweedFS takes no writes with less than "
+                f"{self.min_free_mib} MiB free: free disk space (an old Docker build cache often "
+                "holds tens of GB: docker builder prune)"
+            )
 
     def _ready(self, master_port: int) -> bool:
         """S3 answers and the volume server has registered (before that, reads of stored objects

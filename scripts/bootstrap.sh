@@ -9,7 +9,8 @@
 #
 # Environment overrides: BASE_IMAGE (default ncf-base:bookworm; set python:3.11-slim-bookworm
 # where a registry is reachable), DEBIAN_MIRROR, PYTHON (the interpreter for `pip wheel`; default
-# Debian's /usr/bin/python3, the same 3.11.2 as the base image, so every wheel suits the images).
+# Debian's /usr/bin/python3, the same 3.11.2 as the base image, so every wheel suits the images),
+# BUILD_CACHE_KEEP (how much Docker build cache to keep, default 10GB).
 set -euo pipefail
 
 DOCKER=/usr/bin/docker # /usr/local/bin/docker (first on PATH) has no buildx/compose
@@ -17,6 +18,9 @@ BASE_IMAGE=${BASE_IMAGE:-ncf-base:bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DOCKERD_LOG=/var/log/dockerd.log
+# A fresh clone makes its own wheelhouse, so its image builds miss the cache and BuildKit keeps
+# every earlier build's layers: on a CI machine that piles up to tens of GB until the disk is full.
+BUILD_CACHE_KEEP=${BUILD_CACHE_KEEP:-10GB}
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
@@ -59,6 +63,14 @@ start_dockerd() {
     info "dockerd answers after ${waited} s"
 }
 
+trim_build_cache() {
+    step "Build cache (kept to $BUILD_CACHE_KEEP)"
+    info "$("$DOCKER" builder prune --force --keep-storage "$BUILD_CACHE_KEEP" | tail -n 1)"
+    local root
+    root=$("$DOCKER" info --format '{{.DockerRootDir}}')
+    info "$(df --output=avail -h "$root" | tail -n 1 | tr -d ' ') free on $root"
+}
+
 image_exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
 make_base_image() {
@@ -86,6 +98,7 @@ main() {
     require_root
     install_packages
     start_dockerd
+    trim_build_cache
     make_base_image
     # The wheelhouse must suit the image's Python: Debian's own python3 is the base image's.
     DOCKER=$DOCKER BASE_IMAGE=$BASE_IMAGE PYTHON=${PYTHON:-/usr/bin/python3} \

@@ -131,6 +131,15 @@ def test_port_taken_by_something_else_is_named(tmp_path, not_a_server, s3):
         server.start()
 
 
+def test_too_little_free_disk_stops_the_store_before_it_starts(tmp_path):
+    """weed itself would start and then fail every write with InternalError."""
+    needed = shutil.disk_usage(tmp_path).free // 2**20 + 2**20
+    port = free_port()
+    with pytest.raises(ServiceError, match=rf"MiB free .* less than {needed} MiB free"):
+        LocalS3(tmp_path, port=port, min_free_mib=needed).start()
+    assert not accepts_connections(port)
+
+
 def test_missing_weed_says_which_package_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
