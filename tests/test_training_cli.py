@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -112,7 +113,10 @@ def test_out_of_range_hyperparameters_fail_before_training(sm_env, capsys, flags
     assert message in (output / "failure").read_text()
 
 
-def test_neumf_from_pretrained_channels_including_model_tar_gz(sm_env, monkeypatch):
+def test_neumf_from_pretrained_channels_including_model_tar_gz(sm_env, monkeypatch, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     layers = ["--num-factors", "8", "--layers", "16", "8", "--epochs", "1"]
     for name in ("gmf", "mlp"):
         monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / name))
@@ -127,6 +131,7 @@ def test_neumf_from_pretrained_channels_including_model_tar_gz(sm_env, monkeypat
     monkeypatch.setenv("SM_MODEL_DIR", str(sm_env / "neumf"))
     assert cli.main(["--model", "neumf", *layers]) == 0
     assert load_model(sm_env / "neumf")[1]["architecture"]["model"] == "neumf"
+    assert not list(scratch.glob("pretrained-*")), "the unpacked model.tar.gz outlived the run"
 
 
 def test_pretrained_with_other_sizes_is_refused(sm_env, monkeypatch, capsys):

@@ -153,13 +153,12 @@ def hyperparameter_args(config_dir: Path) -> list[str]:
     return args
 
 
-def _model_folder(path: Path | None) -> Path | None:
-    """A channel may hold a model folder or SageMaker's model.tar.gz; give back a folder."""
+def _model_folder(path: Path | None, scratch: Path) -> Path | None:
+    """A channel may hold a model folder or SageMaker's model.tar.gz; give back a folder (the
+    archive unpacked under ``scratch``, which the caller removes: host runs share /tmp)."""
     if path is None or not (path / "model.tar.gz").is_file():
         return path
-    return extract_model_archive(
-        path / "model.tar.gz", Path(tempfile.mkdtemp(prefix="pretrained-"))
-    )
+    return extract_model_archive(path / "model.tar.gz", scratch / path.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,14 +183,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
-        with process_group(cluster, resolve_device(config.gpu)) as group:
+        with (
+            tempfile.TemporaryDirectory(prefix="pretrained-") as scratch,
+            process_group(cluster, resolve_device(config.gpu)) as group,
+        ):
             metrics = run_training(
                 config,
                 args.train,
                 args.model_dir,
                 checkpoint_dir=args.checkpoint_dir,
-                pretrained_gmf=_model_folder(args.pretrained_gmf),
-                pretrained_mlp=_model_folder(args.pretrained_mlp),
+                pretrained_gmf=_model_folder(args.pretrained_gmf, Path(scratch) / "gmf"),
+                pretrained_mlp=_model_folder(args.pretrained_mlp, Path(scratch) / "mlp"),
                 tracking_uri=args.tracking_uri
                 or default_tracking_uri(contract.output_data_dir() or Path("mlruns")),
                 experiment=args.experiment,
