@@ -32,24 +32,20 @@ def plain(module: str, *args: str) -> None:
     subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/ml-100k"))
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ncf-overhead-"))
+def measure(work: Path, data_dir: Path, repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """(plain process, local-mode job) seconds per job and repeat, everything under ``work``."""
     processed, prep = work / "processed", ["--dataset", "ml-100k", "--no-progress"]
     train_flags = [f"--{key.replace('_', '-')}={value}" for key, value in TRAIN.items()]
     train_flags += ["--model-dir", str(work / "model")]
     with LocalServices(work / "services") as services:
         scratch = localmode.container_root(work / "jobs")
         session = localmode.local_session(services.s3.endpoint_url, services.s3.bucket, scratch)
-        raw = localmode.upload(session, args.data_dir, "bench/raw")
+        raw = localmode.upload(session, data_dir, "bench/raw")
         output = f"s3://{services.s3.bucket}/bench/processed"
         tracking = {"MLFLOW_TRACKING_URI": services.mlflow.container_tracking_uri}
         jobs = {
             "processing": (
-                lambda: plain("preprocessing", *prep, "--data-dir", str(args.data_dir),
+                lambda: plain("preprocessing", *prep, "--data-dir", str(data_dir),
                               "--output-dir", str(processed)),
                 lambda: localmode.run_processing(session, raw=raw, output=output, arguments=prep),
             ),
@@ -61,10 +57,20 @@ def main() -> None:
                     output_path=f"s3://{services.s3.bucket}/bench/models", environment=tracking),
             ),
         }  # fmt: skip
-        figures = {
-            job: [(timed(process), timed(job_run)) for _ in range(args.repeats)]
+        return {
+            job: [(timed(process), timed(job_run)) for _ in range(repeats)]
             for job, (process, job_run) in jobs.items()
         }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/ml-100k"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    # Job containers write as root: a non-root user keeps what it cannot remove.
+    with tempfile.TemporaryDirectory(prefix="ncf-overhead-", ignore_cleanup_errors=True) as work:
+        figures = measure(Path(work), args.data_dir, args.repeats)
     print(f"\nML-100K, median of {args.repeats}")
     print("| job | plain process (s) | local-mode job (s) | overhead (s) |")
     print("|---|---|---|---|")
