@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import docker
@@ -38,6 +39,13 @@ SERVICES_FIX = (
     "lessons), or `docker compose up -d s3 mlflow` (containers)"
 )
 _PROBE = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+# Room for the datasets, runs, models and the local S3's copies once the images are built.
+MIN_FREE_GIB = 5
+DISK_FIX = (
+    "free some: `docker system df` shows what Docker keeps, `docker builder prune "
+    "--keep-storage 10GB` trims its build cache, `make clean` removes old runs and superseded "
+    "course images"
+)
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,27 @@ def images(names: Sequence[str] = COURSE_IMAGES) -> Check:
     if missing:
         return Check("Course images", False, f"not built: {', '.join(missing)}", IMAGES_FIX)
     return Check("Course images", True, f"all {len(names)} built: {', '.join(names)}")
+
+
+def disk_space(min_free_gib: float = MIN_FREE_GIB) -> Check:
+    """Docker's data root (images, build cache, job scratch) and this folder (data, runs, the
+    local S3) fill up unnoticed, and a full disk fails far from its cause: the S3 store stops
+    taking writes below 512 MiB free, a job fails with InternalError."""
+    places = {"this folder": Path.cwd()}
+    try:
+        root = Path(_docker().info()["DockerRootDir"])
+    except DockerException:
+        root = None  # the engine check says why
+    if root is not None and root.is_dir():  # Docker Desktop keeps it inside its VM
+        places["Docker's data root"] = root
+    free = {
+        f"{name} ({path})": shutil.disk_usage(path).free / 2**30 for name, path in places.items()
+    }
+    detail = ", ".join(f"{gib:.1f} GiB free in {place}" for place, gib in free.items())
+    if min(free.values()) < min_free_gib:
+        detail += f": under the {min_free_gib:g} GiB the course needs"
+        return Check("Free disk space", False, detail, DISK_FIX)
+    return Check("Free disk space", True, detail)
 
 
 def nvidia_gpu() -> Check:
@@ -272,6 +301,7 @@ def environment_checks() -> list[Check]:
         docker_engine(),
         compose(),
         images(),
+        disk_space(),
         nvidia_gpu(),
         torch_cuda(),
         container_gpu(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,7 @@ class FakeDocker:
 
     def __init__(self, missing: tuple[str, ...] = (), run=lambda: b"True\n") -> None:
         self.missing = missing
+        self.root_dir = "/nonexistent/docker-root"
         self.images = SimpleNamespace(get=self._get_image)
         self.containers = SimpleNamespace(run=self._run)
         self.run_result = run
@@ -26,6 +28,9 @@ class FakeDocker:
 
     def version(self) -> dict[str, str]:
         return {"Version": "27.3.1", "ApiVersion": "1.47", "Os": "linux"}
+
+    def info(self) -> dict[str, str]:
+        return {"DockerRootDir": self.root_dir}
 
     def _get_image(self, name: str) -> object:
         if name in self.missing:
@@ -130,6 +135,36 @@ def test_images_without_an_engine_fail(engine_down):
     check = checks.images()
     assert not check.ok
     assert "no Docker engine" in check.detail
+
+
+def test_free_disk_is_measured_in_this_folder_and_in_dockers_data_root(
+    monkeypatch, engine, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    engine.root_dir = str(tmp_path / "docker")
+    (tmp_path / "docker").mkdir()
+    check = checks.disk_space(min_free_gib=0)
+    assert check.ok
+    assert re.fullmatch(
+        rf"[\d.]+ GiB free in this folder \({tmp_path}\), "
+        rf"[\d.]+ GiB free in Docker's data root \({tmp_path / 'docker'}\)",
+        check.detail,
+    )
+    short = checks.disk_space(min_free_gib=10**9)
+    assert not short.ok
+    assert short.detail.endswith("under the 1e+09 GiB the course needs")
+    assert "docker builder prune" in short.fix
+
+
+def test_free_disk_without_a_local_docker_root_measures_this_folder(
+    monkeypatch, tmp_path, engine_down
+):
+    """No engine, or Docker Desktop whose data root lives inside its VM."""
+    monkeypatch.chdir(tmp_path)
+    check = checks.disk_space(min_free_gib=0)
+    assert check.ok
+    assert "Docker" not in check.detail
+    assert f"free in this folder ({tmp_path})" in check.detail
 
 
 def test_no_nvidia_smi_is_a_skip_with_a_driver_hint(monkeypatch):
