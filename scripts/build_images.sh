@@ -55,6 +55,10 @@ $(tail -n 15 "$log")"
         die "the wheelhouse holds CUDA packages ($(cd "$tmp" && ls nvidia_* | tr '\n' ' '));
     pip did not pick a CPU torch wheel: add its find-links (https://download.pytorch.org/whl/cpu)"
     fi
+    # No image installs the project from a wheel (the stages COPY its code, JupyterLab installs it
+    # editable), and a freshly built project wheel differs byte for byte from the last one: left
+    # here, it would change every build's wheelhouse and miss every dependency layer's cache.
+    rm -f "$tmp"/ncf_sagemaker_local-*.whl
     rm -rf "$WHEELHOUSE"
     mv "$tmp" "$WHEELHOUSE"
     echo "$wanted" >"$WHEELHOUSE_STAMP"
