@@ -24,6 +24,20 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def extra_lines(project: dict, extra: str) -> list[str]:
+    """An extra's lines, an extra that includes others (``<project>[objectstore]``) expanded:
+    pip cannot install the project itself from a wheelhouse that holds only its dependencies."""
+    own = requirement_name(project["name"])
+    lines = []
+    for line in project["optional-dependencies"][extra]:
+        if requirement_name(line) != own:
+            lines.append(line)
+            continue
+        for included in re.search(r"\[(.*)\]", line).group(1).split(","):
+            lines += extra_lines(project, included.strip())
+    return lines
+
+
 def requirements(project: dict, extras: list[str], only: list[str]) -> list[str]:
     """The lines to install; a ``ValueError`` names any extra or package pyproject lacks."""
     optional = project.get("optional-dependencies", {})
@@ -31,7 +45,10 @@ def requirements(project: dict, extras: list[str], only: list[str]) -> list[str]
     if unknown:
         raise ValueError(f"no optional-dependencies {', '.join(map(repr, unknown))}")
     if not only:
-        return [*project["dependencies"], *(line for extra in extras for line in optional[extra])]
+        return [
+            *project["dependencies"],
+            *(line for extra in extras for line in extra_lines(project, extra)),
+        ]
     known = {
         requirement_name(line): line
         for line in [

@@ -33,6 +33,15 @@ def test_stage_images_get_the_dependencies_and_the_extras_asked_for():
     assert lines("--extras", "serving") == PROJECT["dependencies"] + serving
 
 
+def test_an_extra_that_includes_another_is_expanded_into_its_lines():
+    """localmode includes ``ncf-sagemaker-local[objectstore]``, which no wheelhouse holds."""
+    optional = PROJECT["optional-dependencies"]
+    localmode = [line for line in optional["localmode"] if not line.startswith(PROJECT["name"])]
+    assert len(localmode) == len(optional["localmode"]) - 1
+    expected = PROJECT["dependencies"] + optional["notebooks"] + localmode + optional["objectstore"]
+    assert lines("--extras", "notebooks", "localmode") == expected
+
+
 def test_service_images_get_only_the_named_packages_from_any_table():
     mlflow, boto3 = lines("--only", "mlflow", "boto3")
     assert mlflow in PROJECT["optional-dependencies"]["localmode"]
