@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from orchestration import localmode
+from orchestration.cleanup import clean
 from orchestration.services import LocalServices
 
 TRAIN = {"model": "gmf", "epochs": 1, "refit": False, "seed": 0}
@@ -70,7 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     # Job containers write as root: a non-root user keeps what it cannot remove.
     with tempfile.TemporaryDirectory(prefix="ncf-overhead-", ignore_cleanup_errors=True) as work:
-        figures = measure(Path(work), args.data_dir, args.repeats)
+        try:
+            figures = measure(Path(work), args.data_dir, args.repeats)
+        finally:
+            clean([], network=False)  # local mode leaves every job's stopped container behind
     print(f"\nML-100K, median of {args.repeats}")
     print("| job | plain process (s) | local-mode job (s) | overhead (s) |")
     print("|---|---|---|---|")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 from pathlib import Path
 
 import pytest
-from docker.errors import ImageNotFound
+from docker.errors import ImageNotFound, NotFound
 
 from orchestration import images
 
@@ -111,3 +112,34 @@ def test_clean_prunes_only_the_course_images_a_rebuild_superseded(docker_ready):
         client.images.remove("ncf-prune-test:latest")
         client.images.remove("other-prune-test:latest")
         client.images.remove(foreign.id)
+
+
+@pytest.mark.docker
+def test_clean_removes_stopped_containers_of_superseded_images_so_they_can_be_pruned(
+    docker_ready,
+):
+    """A job container of an image version that a rebuild replaced kept that image alive."""
+    import docker
+
+    from orchestration.cleanup import remove_old_images, remove_stopped_containers
+
+    client = docker.from_env()
+    old = _scratch_image(client, "ncf-stopped-test:latest", 1, labelled=True)
+    job = client.containers.create(old.id, command=["train"])  # "created" counts as stopped
+    _scratch_image(client, "ncf-stopped-test:latest", 2, labelled=True)
+    foreign_image = _scratch_image(client, "other-stopped-test:latest", 1, labelled=False)
+    foreign = client.containers.create(foreign_image.id, command=["run"])
+    try:
+        assert job.name in remove_stopped_containers(client)
+        with pytest.raises(NotFound):
+            client.containers.get(job.id)
+        assert client.containers.get(foreign.id)  # another project's container stays
+        remove_old_images(client)
+        with pytest.raises(ImageNotFound):
+            client.images.get(old.id)
+    finally:
+        for container in (job, foreign):
+            with contextlib.suppress(NotFound):
+                container.remove()
+        client.images.remove("ncf-stopped-test:latest")
+        client.images.remove("other-stopped-test:latest")
