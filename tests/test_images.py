@@ -80,9 +80,9 @@ def test_missing_wheelhouse_says_how_to_make_it(tmp_path):
         images.build_image(tmp_path, "training/Dockerfile", "t:latest", "base")
 
 
-def _scratch_image(client, tag: str, version: int, labelled: bool):
+def _scratch_image(client, tag: str, version: int, labelled: bool, extra: str = ""):
     """A layer-less image; a new version under the same tag leaves the old one untagged."""
-    dockerfile = f"FROM scratch\nLABEL prune-test={tag}-{version}\n".encode()  # no shared cache
+    dockerfile = f"FROM scratch\nLABEL prune-test={tag}-{version}\n{extra}".encode()  # no cache
     labels = {images.IMAGE_LABEL: ""} if labelled else {}
     image, _ = client.images.build(
         fileobj=io.BytesIO(dockerfile), tag=tag, labels=labels, rm=True, forcerm=True
@@ -124,8 +124,9 @@ def test_clean_removes_stopped_containers_of_superseded_images_so_they_can_be_pr
     from orchestration.cleanup import remove_old_images, remove_stopped_containers
 
     client = docker.from_env()
-    old = _scratch_image(client, "ncf-stopped-test:latest", 1, labelled=True)
+    old = _scratch_image(client, "ncf-stopped-test:latest", 1, labelled=True, extra="VOLUME /data")
     job = client.containers.create(old.id, command=["train"])  # "created" counts as stopped
+    (volume,) = [mount["Name"] for mount in job.attrs["Mounts"]]  # anonymous, for /data
     _scratch_image(client, "ncf-stopped-test:latest", 2, labelled=True)
     foreign_image = _scratch_image(client, "other-stopped-test:latest", 1, labelled=False)
     foreign = client.containers.create(foreign_image.id, command=["run"])
@@ -134,6 +135,7 @@ def test_clean_removes_stopped_containers_of_superseded_images_so_they_can_be_pr
         with pytest.raises(NotFound):
             client.containers.get(job.id)
         assert client.containers.get(foreign.id)  # another project's container stays
+        assert client.volumes.get(volume)  # what was in it is not lost
         remove_old_images(client)
         with pytest.raises(ImageNotFound):
             client.images.get(old.id)
@@ -143,3 +145,5 @@ def test_clean_removes_stopped_containers_of_superseded_images_so_they_can_be_pr
                 container.remove()
         client.images.remove("ncf-stopped-test:latest")
         client.images.remove("other-stopped-test:latest")
+        with contextlib.suppress(NotFound):
+            client.volumes.get(volume).remove()
