@@ -109,7 +109,8 @@ def _hyperparameter(
     default = getattr(TrainConfig, name.removeprefix("--").replace("-", "_"))
     if isinstance(default, tuple):  # --layers: each word is a list (``64,32`` or ``64``)
         shown = " ".join(map(str, default))
-        default, kwargs["nargs"] = [list(default)], "+"
+        default = [list(default)]
+        kwargs["nargs"] = "+"
     else:
         shown = str(default).lower() if isinstance(default, bool) else default
     add_argument(name, default=default, help=f"{help} (default: {shown})", **kwargs)
@@ -155,10 +156,10 @@ def hyperparameter_args(config_dir: Path) -> list[str]:
 
 def _model_folder(path: Path | None, scratch: Path) -> Path | None:
     """A channel may hold a model folder or SageMaker's model.tar.gz; give back a folder (the
-    archive unpacked under ``scratch``, which the caller removes: host runs share /tmp)."""
+    archive unpacked into ``scratch``, which the caller removes: host runs share /tmp)."""
     if path is None or not (path / "model.tar.gz").is_file():
         return path
-    return extract_model_archive(path / "model.tar.gz", scratch / path.name)
+    return extract_model_archive(path / "model.tar.gz", scratch)
 
 
 def main(argv: list[str] | None = None) -> int:
