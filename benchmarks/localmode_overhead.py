@@ -40,7 +40,7 @@ def measure(work: Path, data_dir: Path, repeats: int) -> dict[str, list[tuple[fl
     train_flags += ["--model-dir", str(work / "model")]
     with LocalServices(work / "services") as services:
         scratch = localmode.container_root(work / "jobs")
-        session = localmode.local_session(services.s3.endpoint_url, services.s3.bucket, scratch)
+        session = localmode.local_session(services.s3, scratch)
         raw = localmode.upload(session, data_dir, "bench/raw")
         output = f"s3://{services.s3.bucket}/bench/processed"
         tracking = {"MLFLOW_TRACKING_URI": services.mlflow.container_tracking_uri}

@@ -85,9 +85,7 @@ class LocalModeBackend:
         self.services = services
         self.instance = localmode.choose_instance_type()
         scratch = localmode.container_root(work_dir / "sagemaker-local")
-        self.session = localmode.local_session(
-            services.s3.endpoint_url, services.s3.bucket, scratch
-        )
+        self.session = localmode.local_session(services.s3, scratch)
         self.key_prefix = f"course/{time.strftime('%Y%m%d-%H%M%S')}"
         self.prefix = f"s3://{services.s3.bucket}/{self.key_prefix}"
         self.description = (

@@ -30,7 +30,6 @@ logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARN
 # The SDK and boto3 must never look for credentials on an EC2 metadata endpoint.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
-import boto3  # noqa: E402
 from sagemaker.deserializers import JSONDeserializer  # noqa: E402
 from sagemaker.estimator import Estimator  # noqa: E402
 from sagemaker.local import LocalSession  # noqa: E402
@@ -40,7 +39,7 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor  #
 from sagemaker.serializers import JSONSerializer  # noqa: E402
 from sagemaker.utils import _SENSITIVE_SYSTEM_PATHS  # noqa: E402
 
-from orchestration.services import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
+from orchestration.services import LocalS3  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +115,13 @@ def container_root(preferred: Path) -> Path:
     return resolved
 
 
-def local_session(s3_endpoint_url: str, bucket: str, scratch: Path) -> LocalSession:
-    """A LocalSession that makes no request to AWS: S3 is the local store at the given URL."""
-    boto_session = boto3.Session(
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
-    )
+def local_session(store: LocalS3, scratch: Path) -> LocalSession:
+    """A LocalSession that makes no request to AWS: S3 is the course's local store, its bucket
+    the default one, and the store's own boto3 session its keys (and its full-disk errors)."""
     session = LocalSession(
-        boto_session=boto_session,
-        s3_endpoint_url=s3_endpoint_url,
-        default_bucket=bucket,
+        boto_session=store.session(),
+        s3_endpoint_url=store.endpoint_url,
+        default_bucket=store.bucket,
         sagemaker_config=_SDK_CONFIG,
     )
     session.config = {"local": {"local_code": True, "container_root": str(scratch)}}

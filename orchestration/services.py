@@ -221,10 +221,15 @@ class LocalS3(_Service):
         }
 
     def session(self) -> boto3.Session:
-        """Keys and region only; ``LocalSession(boto_session=...)`` takes the endpoint apart."""
-        return boto3.Session(
+        """Keys and region only; ``LocalSession(boto_session=...)`` takes the endpoint apart.
+
+        Every S3 client made from it, the SageMaker SDK's included, turns weed's unexplained
+        InternalError on a nearly full disk into an error that names the disk."""
+        session = boto3.Session(
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
         )
+        session.events.register("after-call.s3", self._explain_internal_error)
+        return session
 
     def client(self, config: Config | None = None) -> Any:
         return self.session().client("s3", endpoint_url=self.endpoint_url, config=config)
@@ -309,13 +314,34 @@ class LocalS3(_Service):
     def _check_free_space(self, data: Path) -> None:
         """Refuse to start rather than take no writes: weed's own failure is a minute-long
         InternalError per write that does not mention the disk."""
-        free_mib = shutil.disk_usage(data).free // 2**20
-        if free_mib < self.min_free_mib:
+        if problem := self._low_disk(data, self.min_free_mib):
+            raise ServiceError(problem)
+
+    def _explain_internal_error(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        """botocore's ``after-call`` hook: the disk filled up while the store was running.
+
+        weed measures its disk once a minute, so by the time an error arrives the free space may
+        have moved a little: twice the floor still counts as full. A store this object did not
+        start (compose's, another run's) keeps its data elsewhere and is left alone."""
+        error = parsed.get("Error", {})
+        data = self.folder / "data"
+        if error.get("Code") != "InternalError" or self.reused or not data.is_dir():
+            return
+        if problem := self._low_disk(data, 2 * self.min_free_mib):
             raise ServiceError(
-                f"{data} has {free_mib} MiB free and SeaweedFS takes no writes with less than "
-                f"{self.min_free_mib} MiB free: free disk space (an old Docker build cache often "
-                "holds tens of GB: docker builder prune)"
+                f"the S3 store at {self.endpoint_url} failed {model.name} with InternalError "
+                f"({error.get('Message', 'no message')}), because its disk is full: {problem}"
             )
+
+    def _low_disk(self, data: Path, threshold_mib: int) -> str | None:
+        free_mib = shutil.disk_usage(data).free // 2**20
+        if free_mib >= threshold_mib:
+            return None
+        return (
+            f"{data} has {free_mib} MiB free and SeaweedFS takes no writes with less than "
+            f"{self.min_free_mib} MiB free: free disk space (an old Docker build cache often "
+            "holds tens of GB: docker system df, docker builder prune; make clean)"
+        )
 
     def _ready(self, master_port: int) -> bool:
         """S3 answers and the volume server has registered (before that, reads of stored objects

@@ -39,6 +39,8 @@ from sagemaker.workflow.pipeline_context import LocalPipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
+from orchestration.services import LocalS3
+
 # Every definition warns that job names are left to each execution, which is what we want.
 logging.getLogger("sagemaker.workflow.utilities").setLevel(logging.ERROR)
 
@@ -52,15 +54,17 @@ MANIFEST = PropertyFile(name="Manifest", output_name=OUTPUT, path="manifest.json
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"num_factors": 16, "batch_size": 1024}
 
 
-def pipeline_session(s3_endpoint_url: str, bucket: str, scratch: Path) -> LocalPipelineSession:
+def pipeline_session(store: LocalS3, scratch: Path) -> LocalPipelineSession:
     """``localmode.local_session``'s settings on the session class pipelines need.
 
     LocalPipelineSession takes no ``sagemaker_config`` argument, so the settings (keys, region,
     telemetry opt-out, local config) are copied from a session made the course's one way.
     """
-    template = localmode.local_session(s3_endpoint_url, bucket, scratch)
+    template = localmode.local_session(store, scratch)
     session = LocalPipelineSession(
-        boto_session=template.boto_session, default_bucket=bucket, s3_endpoint_url=s3_endpoint_url
+        boto_session=template.boto_session,
+        default_bucket=store.bucket,
+        s3_endpoint_url=store.endpoint_url,
     )
     session.sagemaker_config = template.sagemaker_config
     session.config = template.config

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestration import localmode
+from orchestration.services import ACCESS_KEY, REGION, LocalS3
 
 
 def test_session_makes_no_aws_request_and_targets_the_local_store(tmp_path, monkeypatch):
@@ -15,14 +16,14 @@ def test_session_makes_no_aws_request_and_targets_the_local_store(tmp_path, monk
         raise AssertionError("the session tried to reach the network")
 
     monkeypatch.setattr("botocore.endpoint.Endpoint.make_request", refuse)
-    session = localmode.local_session("http://127.0.0.1:1", "course", tmp_path)
+    session = localmode.local_session(LocalS3(tmp_path, "course", port=1), tmp_path)
     assert session._default_bucket_name_override == "course"  # default_bucket() asks the store
-    assert session.boto_region_name == localmode.REGION
+    assert session.boto_region_name == REGION
     assert session.s3_client.meta.endpoint_url == "http://127.0.0.1:1"
     assert session.config["local"] == {"local_code": True, "container_root": str(tmp_path)}
     assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"]
     credentials = session.boto_session.get_credentials()
-    assert credentials.access_key == localmode.ACCESS_KEY  # never the AWS credential chain
+    assert credentials.access_key == ACCESS_KEY  # never the AWS credential chain
 
 
 def test_scratch_space_avoids_folders_the_sdk_refuses(tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_each_training_instance_gets_its_share_of_the_cores(monkeypatch, cores, 
 def test_estimator_passes_the_thread_share_and_the_callers_variables(tmp_path, monkeypatch):
     monkeypatch.setattr(localmode.os, "cpu_count", lambda: 8)
     estimator = localmode.training_estimator(
-        localmode.local_session("http://127.0.0.1:1", "course", tmp_path),
+        localmode.local_session(LocalS3(tmp_path, "course", port=1), tmp_path),
         hyperparameters={"epochs": 1},
         output_path="s3://bucket/models",
         instance_count=2,

@@ -37,7 +37,7 @@ def services(docker_ready, tmp_path_factory):
 @pytest.fixture(scope="module")
 def session(services, tmp_path_factory):
     scratch = localmode.container_root(tmp_path_factory.mktemp("sagemaker-local"))
-    return localmode.local_session(services.s3.endpoint_url, services.s3.bucket, scratch)
+    return localmode.local_session(services.s3, scratch)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from orchestration import localmode
 from orchestration import sm_pipeline as smp
-from orchestration.services import LocalServices
+from orchestration.services import ACCESS_KEY, LocalS3, LocalServices
 from preprocessing.job import resolve_source, run_preprocessing
 from preprocessing.manifest import read_split
 from preprocessing.synthetic import SHAPES
@@ -49,7 +49,7 @@ def offline_pipeline(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         reports = _refuse_network(monkeypatch)
         scratch = tmp_path_factory.mktemp("scratch")
-        session = smp.pipeline_session("http://127.0.0.1:1", "course", scratch)
+        session = smp.pipeline_session(LocalS3(scratch, "course", port=1), scratch)
         pipeline = smp.build_pipeline(session, ARTIFACTS)
         definition = smp.definition(pipeline)
         assert reports == []
@@ -155,12 +155,11 @@ def test_pipeline_session_has_the_course_settings_and_registers_offline(
 ):
     pipeline = offline_pipeline[0]
     session = pipeline.sagemaker_session
-    reference = localmode.local_session(
-        "http://127.0.0.1:1", "course", Path(session.config["local"]["container_root"])
-    )
+    scratch = Path(session.config["local"]["container_root"])
+    reference = localmode.local_session(LocalS3(scratch, "course", port=1), scratch)
     assert session.config == reference.config
     assert session.sagemaker_config == reference.sagemaker_config
-    assert session.boto_session.get_credentials().access_key == localmode.ACCESS_KEY
+    assert session.boto_session.get_credentials().access_key == ACCESS_KEY
     assert session.s3_client.meta.endpoint_url == "http://127.0.0.1:1"
     reports = _refuse_network(monkeypatch)
     # Local mode keeps the pipeline in memory; opted out, the SDK reports nothing.
@@ -237,7 +236,7 @@ def services(docker_ready, tmp_path_factory):
 @pytest.fixture(scope="module")
 def session(services, tmp_path_factory):
     scratch = localmode.container_root(tmp_path_factory.mktemp("sagemaker-local"))
-    return smp.pipeline_session(services.s3.endpoint_url, services.s3.bucket, scratch)
+    return smp.pipeline_session(services.s3, scratch)
 
 
 @pytest.fixture(scope="module")
