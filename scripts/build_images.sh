@@ -25,6 +25,18 @@ WHEEL_EXTRAS=serving,notebooks,localmode
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
 
+# No image installs the project from a wheel (the stages COPY its code, JupyterLab installs it
+# editable), and a freshly built project wheel differs byte for byte from the last one: left in
+# the wheelhouse, it would change every build's context and miss every dependency layer's cache.
+# Also dropped from a wheelhouse that predates this rule, before its stamp says it is up to date.
+drop_project_wheel() {
+    local wheel_name
+    wheel_name=$("$PYTHON" -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))["project"]["name"].replace("-", "_"))' \
+        "$REPO_ROOT/pyproject.toml")
+    rm -f "$1/$wheel_name"-*.whl
+}
+
 # What the wheelhouse depends on: the dependency tables of pyproject.toml, not its other edits.
 dependency_hash() {
     "$PYTHON" - "$REPO_ROOT/pyproject.toml" <<'PY'
@@ -40,6 +52,7 @@ build_wheelhouse() {
     local wanted
     wanted=$(dependency_hash)
     if [[ -f $WHEELHOUSE_STAMP && $(cat "$WHEELHOUSE_STAMP") == "$wanted" ]]; then
+        drop_project_wheel "$WHEELHOUSE"
         info "up to date with pyproject.toml's dependencies"
         return
     fi
@@ -55,10 +68,7 @@ $(tail -n 15 "$log")"
         die "the wheelhouse holds CUDA packages ($(cd "$tmp" && ls nvidia_* | tr '\n' ' '));
     pip did not pick a CPU torch wheel: add its find-links (https://download.pytorch.org/whl/cpu)"
     fi
-    # No image installs the project from a wheel (the stages COPY its code, JupyterLab installs it
-    # editable), and a freshly built project wheel differs byte for byte from the last one: left
-    # here, it would change every build's wheelhouse and miss every dependency layer's cache.
-    rm -f "$tmp"/ncf_sagemaker_local-*.whl
+    drop_project_wheel "$tmp"
     rm -rf "$WHEELHOUSE"
     mv "$tmp" "$WHEELHOUSE"
     echo "$wanted" >"$WHEELHOUSE_STAMP"
