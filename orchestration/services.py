@@ -103,8 +103,15 @@ class _ServerProcess:
             )
 
     def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
-        """Wait for ``ready``; if the server dies or times out first, stop it, show its log."""
-        finished = _wait_for(lambda: self.popen.poll() is not None or ready(), timeout)
+        """Wait for ``ready``; if the server dies or times out first, stop it, show its log.
+
+        The server has a session of its own, so a Ctrl-C never reaches it: interrupted here, it
+        is stopped too, or the next run would find and reuse an orphan."""
+        try:
+            finished = _wait_for(lambda: self.popen.poll() is not None or ready(), timeout)
+        except BaseException:
+            self.stop()
+            raise
         code = self.popen.poll()
         if finished and code is None:
             return

@@ -28,6 +28,7 @@ from orchestration.services import (
     LocalS3,
     MlflowServer,
     ServiceError,
+    _ServerProcess,
     docker_gateway,
     ensure_bucket,
 )
@@ -203,6 +204,18 @@ def test_server_that_dies_shows_the_end_of_its_log(s3, tmp_path):
     test_net = "192.0.2.1"  # RFC 5737: never an address of this machine, so the bind fails
     with pytest.raises(ServiceError, match=r"(?is)MLflow exited with code .*assign requested"):
         MlflowServer(tmp_path, s3, port=free_port(), host=test_net).start()
+
+
+def test_a_startup_interrupted_by_ctrl_c_stops_the_server(tmp_path):
+    """The server has a session of its own, so Ctrl-C reaches only the waiting Python."""
+    server = _ServerProcess("sleeper", ["sleep", "60"], {}, tmp_path / "log", grace=1)
+
+    def interrupted() -> bool:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        server.wait_until(interrupted, timeout=30)
+    assert server.popen.poll() is not None
 
 
 def test_cli_keeps_both_running_until_down(tmp_path):
