@@ -10,7 +10,6 @@ from __future__ import annotations
 import platform
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import ContainerError, DockerException, ImageNotFound
 
 from orchestration.containers import device_requests
-from orchestration.localmode import IMAGES, choose_instance_type
+from orchestration.localmode import IMAGES, choose_instance_type, command_output
 from orchestration.services import ACCESS_KEY, DEFAULT_BUCKET, REGION, SECRET_KEY, LocalServices
 
 SERVICE_IMAGES = ("ncf-s3:latest", "ncf-mlflow:latest")
@@ -70,15 +69,6 @@ def _for_platform(linux: str, wsl: str) -> str:
     return wsl if is_wsl() else linux
 
 
-def _run(command: list[str], timeout: float = 30) -> str | None:
-    """Stripped stdout of a command that succeeded; None when it is missing, fails or hangs."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _docker() -> docker.DockerClient:
     client = docker.from_env(timeout=10)
     client.ping()
@@ -111,9 +101,9 @@ def docker_engine() -> Check:
 
 def compose() -> Check:
     """SageMaker local mode runs every job with compose: the v2 plugin first, else v1."""
-    if found := _run(["docker", "compose", "version", "--short"]):
+    if found := command_output(["docker", "compose", "version", "--short"]):
         tool = "docker compose"
-    elif found := _run(["docker-compose", "version", "--short"]):
+    elif found := command_output(["docker-compose", "version", "--short"]):
         tool = "docker-compose"
     else:
         fix = _for_platform(
@@ -177,7 +167,7 @@ def nvidia_gpu() -> Check:
             "Linux driver inside WSL); WSL then finds nvidia-smi in /usr/lib/wsl/lib",
         )
         return Check("NVIDIA GPU", True, "nvidia-smi not found; " + NO_GPU, hint, skipped=True)
-    answer = _run(GPU_QUERY)
+    answer = command_output(GPU_QUERY)
     if answer is None:
         fix = _for_platform(
             "the driver is not loaded: reinstall it for this kernel and reboot",

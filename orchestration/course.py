@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +25,16 @@ ENABLE_HINT = (
 
 def docker_problem() -> str | None:
     """Why local mode cannot run here, or None when it can."""
-    import docker
-    from docker.errors import DockerException, ImageNotFound
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
 
-    from orchestration.localmode import IMAGES
-
+        from orchestration.localmode import IMAGES
+    except ImportError as missing:
+        return (
+            f"the localmode extra is not installed ({missing.name} is missing: "
+            "pip install -e '.[localmode]')"
+        )
     try:
         client = docker.from_env()
         client.ping()
@@ -47,8 +51,10 @@ def docker_problem() -> str | None:
 
 
 def _has_compose() -> bool:
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return plugin.returncode == 0 or shutil.which("docker-compose") is not None
+    from orchestration.localmode import command_output
+
+    plugin = command_output(["docker", "compose", "version"])
+    return plugin is not None or shutil.which("docker-compose") is not None
 
 
 @contextmanager

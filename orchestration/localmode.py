@@ -83,18 +83,27 @@ class InstanceChoice:
     reason: str
 
 
+def command_output(command: list[str], timeout: float = 30) -> str | None:
+    """Stripped stdout of a command that succeeded; None when it is missing, fails or hangs
+    (a wedged NVIDIA driver or Docker engine can leave ``nvidia-smi`` or ``docker`` hanging)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def choose_instance_type() -> InstanceChoice:
     """``local_gpu`` only when Docker can hand a GPU to a container; ``local`` otherwise."""
     if shutil.which("nvidia-smi") is None:
         return InstanceChoice("local", "no nvidia-smi on this machine: no NVIDIA GPU or driver")
-    if subprocess.run(["nvidia-smi", "-L"], capture_output=True, check=False).returncode != 0:
-        return InstanceChoice("local", "nvidia-smi fails: the NVIDIA driver is not working")
-    runtimes = subprocess.run(
-        ["docker", "info", "--format", "{{json .Runtimes}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    if command_output(["nvidia-smi", "-L"]) is None:
+        return InstanceChoice(
+            "local", "nvidia-smi fails or hangs: the NVIDIA driver is not working"
+        )
+    runtimes = command_output(["docker", "info", "--format", "{{json .Runtimes}}"])
+    if runtimes is None:
+        return InstanceChoice("local", "`docker info` fails or hangs: no Docker engine answers")
     if "nvidia" not in runtimes:
         return InstanceChoice(
             "local",

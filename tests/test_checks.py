@@ -58,8 +58,10 @@ def engine_down(monkeypatch):
 
 
 def _commands(monkeypatch, answers: dict[str, str | None]) -> None:
-    """``_run`` answers by the command's first two words; anything else fails."""
-    monkeypatch.setattr(checks, "_run", lambda command, **kw: answers.get(" ".join(command[:2])))
+    """``command_output`` answers by the command's first two words; anything else fails."""
+    monkeypatch.setattr(
+        checks, "command_output", lambda command, **kw: answers.get(" ".join(command[:2]))
+    )
 
 
 def _gpu(monkeypatch, present: bool) -> None:

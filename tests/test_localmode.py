@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,17 @@ def test_scratch_space_avoids_folders_the_sdk_refuses(tmp_path, monkeypatch):
     assert fallback.is_dir()
 
 
-def _fake_commands(monkeypatch, *, smi: bool, smi_ok: bool = True, runtimes: str = "{}"):
+def _fake_commands(monkeypatch, *, smi: bool, smi_ok: bool | None, runtimes: str | None):
+    """None: that command hangs (nvidia-smi) or is not there (docker)."""
     monkeypatch.setattr(localmode.shutil, "which", lambda name: "/usr/bin/" + name if smi else None)
 
     def run(command, **kwargs):
         if command[0] == "nvidia-smi":
+            if smi_ok is None:
+                raise subprocess.TimeoutExpired(command, kwargs["timeout"])
             return subprocess.CompletedProcess(command, 0 if smi_ok else 9, "", "")
+        if runtimes is None:
+            raise FileNotFoundError(command[0])
         return subprocess.CompletedProcess(command, 0, runtimes, "")
 
     monkeypatch.setattr(localmode.subprocess, "run", run)
@@ -50,6 +56,8 @@ def _fake_commands(monkeypatch, *, smi: bool, smi_ok: bool = True, runtimes: str
     [
         (False, True, "{}", "local", "no nvidia-smi"),
         (True, False, "{}", "local", "driver is not working"),
+        (True, None, "{}", "local", "nvidia-smi fails or hangs"),
+        (True, True, None, "local", "`docker info` fails or hangs"),
         (True, True, '{"runc":{}}', "local", "NVIDIA Container Toolkit"),
         (True, True, '{"nvidia":{},"runc":{}}', "local_gpu", "nvidia runtime"),
     ],
@@ -115,6 +123,23 @@ def _no_engine():
     from docker.errors import DockerException
 
     raise DockerException("no engine")
+
+
+def test_without_the_localmode_extra_local_mode_is_refused_by_name(monkeypatch):
+    """``pip install .`` alone brings no Docker SDK; ``--mode auto`` must still fall back."""
+    from orchestration import course
+
+    monkeypatch.setitem(sys.modules, "docker", None)  # import docker now raises ImportError
+    assert course.docker_problem() == (
+        "the localmode extra is not installed (docker is missing: pip install -e '.[localmode]')"
+    )
+
+
+def test_compose_check_survives_a_missing_docker_cli(monkeypatch):
+    from orchestration import course
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert course._has_compose() is False
 
 
 def test_main_job_falls_back_to_processes_with_one_line_saying_how(tmp_path, monkeypatch, capsys):
