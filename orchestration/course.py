@@ -145,7 +145,7 @@ class LocalModeBackend:
             self.session, model.location, instance_type=self.instance.instance_type
         )
         try:
-            return [predictor.predict({"user_id": user, "k": k}) for user in users]
+            return [self.localmode.recommend(predictor, user, k) for user in users]
         finally:
             self.localmode.teardown(predictor)
 

@@ -39,7 +39,7 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor  #
 from sagemaker.serializers import JSONSerializer  # noqa: E402
 from sagemaker.utils import _SENSITIVE_SYSTEM_PATHS  # noqa: E402
 
-from orchestration.services import LocalS3  # noqa: E402
+from orchestration.services import LocalS3, accepts_connections  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,14 @@ def deploy(
     ``wait=False`` skips the SDK's fixed 30 s wait; our own readiness check polls the
     container's health route, which is what SageMaker itself does before routing traffic.
     """
+    if accepts_connections("127.0.0.1", SERVING_PORT):
+        # The SDK does not check: the container's bind would fail in a background thread while
+        # the readiness check and every prediction got their answers from the squatter.
+        raise LocalModeError(
+            f"port {SERVING_PORT} is taken, and local mode publishes every endpoint there: stop "
+            "what listens on it (`docker ps` shows an endpoint container an earlier run left; "
+            "a `python -m inference` started by hand uses it too) and deploy again"
+        )
     model = Model(
         image_uri=IMAGES["inference"],
         model_data=model_data,
@@ -294,7 +302,10 @@ def deploy(
 
 
 def wait_until_ready(ping_url: str, timeout: float) -> float:
-    """Poll the endpoint's health route; returns the seconds it took."""
+    """Poll the endpoint's health route; returns the seconds it took.
+
+    The server reads its model once, at start: a 503 with a reason (the model could not be
+    loaded) is final, so it ends the wait at once and the reason is the error."""
     started = time.monotonic()
     last = "no answer"
     while time.monotonic() - started < timeout:
@@ -302,6 +313,8 @@ def wait_until_ready(ping_url: str, timeout: float) -> float:
             response = requests.get(ping_url, timeout=2)
             if response.status_code == 200:
                 return time.monotonic() - started
+            if response.status_code == 503 and (reason := _error_of(response)):
+                raise LocalModeError(f"the endpoint is up but cannot serve ({ping_url}): {reason}")
             last = f"HTTP {response.status_code}"
         except requests.RequestException as exc:
             last = type(exc).__name__
@@ -310,6 +323,24 @@ def wait_until_ready(ping_url: str, timeout: float) -> float:
         f"the endpoint did not become healthy within {timeout:.0f} s ({ping_url}: {last}); "
         "its container log is above"
     )
+
+
+def _error_of(response: requests.Response) -> str | None:
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    return answer.get("error") if isinstance(answer, dict) else None
+
+
+def recommend(predictor: Predictor, user_id: Any, k: int) -> dict[str, Any]:
+    """One user's recommendations. Local mode hands an error answer (4xx/5xx) back as if it were
+    the result, so it is raised here instead of surfacing later as a missing key."""
+    answer = predictor.predict({"user_id": user_id, "k": k})
+    if not isinstance(answer, dict) or "items" not in answer:
+        problem = answer.get("error", answer) if isinstance(answer, dict) else answer
+        raise LocalModeError(f"the endpoint answered no recommendations for {user_id!r}: {problem}")
+    return answer
 
 
 def teardown(predictor: Predictor) -> None:

@@ -151,7 +151,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _accepts_connections(host: str, port: int) -> bool:
+def accepts_connections(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
@@ -242,7 +242,7 @@ class LocalS3(_Service):
         return self.session().client("s3", endpoint_url=self.endpoint_url, config=config)
 
     def start(self) -> Self:
-        if _accepts_connections(self.host, self.port):
+        if accepts_connections(self.host, self.port):
             self._check_reusable()
             log.info("An S3 store already answers at %s: reusing it.", self.endpoint_url)
             self.reused = True
@@ -461,7 +461,7 @@ class MlflowServer(_Service):
 
     def start(self) -> Self:
         self.host = self.host or container_reachable_host()
-        if _accepts_connections(self.host, self.port):
+        if accepts_connections(self.host, self.port):
             if not _is_mlflow(self.tracking_uri):
                 raise ServiceError(
                     f"port {self.port} on {self.host} is taken by something that is not an MLflow "

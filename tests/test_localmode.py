@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -103,6 +108,47 @@ def test_estimator_passes_the_thread_share_and_the_callers_variables(tmp_path, m
 def test_readiness_wait_names_the_url_and_last_answer():
     with pytest.raises(localmode.LocalModeError, match=r"127\.0\.0\.1:9/ping: ConnectionError"):
         localmode.wait_until_ready("http://127.0.0.1:9/ping", timeout=0.5)
+
+
+def test_deploy_refuses_a_port_something_else_answers_on(tmp_path, monkeypatch):
+    """Its answers would pass for the endpoint's; the SDK itself does not check."""
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        monkeypatch.setattr(localmode, "SERVING_PORT", squatter.getsockname()[1])
+        session = localmode.local_session(LocalS3(tmp_path, port=1), tmp_path)
+        with pytest.raises(localmode.LocalModeError, match=r"is taken, .* stop what listens"):
+            localmode.deploy(session, "s3://ncf-course/model.tar.gz")
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """/ping as the inference server answers it when its model could not be loaded."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"error": "model not loaded: model.pt is empty"}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_readiness_wait_ends_at_once_with_the_reason_a_model_cannot_be_served():
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/ping"
+        try:
+            with pytest.raises(localmode.LocalModeError, match=r"serve .* model\.pt is empty"):
+                localmode.wait_until_ready(url, timeout=60)
+        finally:
+            server.shutdown()
+
+
+def test_an_error_answer_from_the_endpoint_is_raised_not_returned():
+    """Local mode's runtime client returns a 4xx/5xx body like any other answer."""
+    predictor = SimpleNamespace(predict=lambda payload: {"error": "unknown user_id 7"})
+    with pytest.raises(localmode.LocalModeError, match="no recommendations for 7: unknown user_id"):
+        localmode.recommend(predictor, 7, 3)
 
 
 def test_cleanup_removes_scratch_folders_without_docker(tmp_path, monkeypatch):

@@ -184,7 +184,9 @@ def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_
 
     predictor = localmode.deploy(session, model_data)
     try:
-        answer = predictor.predict({"user_id": user_id, "k": 10})
+        answer = localmode.recommend(predictor, user_id, 10)
+        with pytest.raises(localmode.LocalModeError, match=r"for 1000000000: .*1000000000"):
+            localmode.recommend(predictor, 10**9, 3)
         url = f"http://127.0.0.1:{localmode.SERVING_PORT}/invocations"
         bad = {
             "not json": requests.post(url, data="{", headers=_JSON),
