@@ -38,11 +38,20 @@ def job_containers(client: docker.DockerClient, job_name: str) -> list[Container
 
 
 def sigterm_after_checkpoint(
-    client: docker.DockerClient, job_name: str, checkpoint: Path, timeout: float = 180.0
+    client: docker.DockerClient,
+    job_name: str,
+    checkpoint: Path,
+    timeout: float = 180.0,
+    ended: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Wait for ``checkpoint`` to appear, SIGTERM the job's containers, return the exit code."""
+    """Wait for ``checkpoint`` to appear, SIGTERM the job's containers, return the exit code.
+
+    ``ended`` tells when the job is over anyway (its launcher returned), so that a job that
+    fails before checkpointing is reported at once, not after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not checkpoint.exists():
+        if ended():
+            raise LookupError(f"job {job_name} ended before its first checkpoint ({checkpoint})")
         if time.monotonic() > deadline:
             raise TimeoutError(f"no checkpoint at {checkpoint} within {timeout:.0f} s")
         time.sleep(0.05)
@@ -66,18 +75,28 @@ def interrupt(
     checkpoint = checkpoint_dir / FIRST_CHECKPOINT
     if checkpoint.exists():
         raise ValueError(f"{checkpoint} exists already: start from an empty checkpoint folder")
-    outcome: dict[str, LocalModeError] = {}
+    outcome: dict[str, Exception] = {}
 
     def job() -> None:
         try:
             launch()
-        except LocalModeError as exc:
+        except Exception as exc:  # raised in the caller's thread below
             outcome["error"] = exc
 
     thread = threading.Thread(target=job, name=f"spot-{job_name}")
     thread.start()
+    early: LookupError | None = None
     try:
-        exit_code = sigterm_after_checkpoint(client or docker.from_env(), job_name, checkpoint)
+        exit_code = sigterm_after_checkpoint(
+            client or docker.from_env(), job_name, checkpoint, ended=lambda: not thread.is_alive()
+        )
+    except LookupError as ended_first:
+        early = ended_first
     finally:
         thread.join()
-    return Interruption(exit_code, outcome.get("error"))
+    error = outcome.get("error")
+    if early is not None:
+        raise LocalModeError(f"{early}: {error or 'it succeeded'}") from error
+    if error is not None and not isinstance(error, LocalModeError):
+        raise error
+    return Interruption(exit_code, error)

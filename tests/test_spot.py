@@ -63,6 +63,14 @@ def test_a_stale_checkpoint_is_refused(tmp_path):
         spot.interrupt(lambda: None, "ncf-spot", tmp_path, client=_Client([]))
 
 
+def test_a_job_that_fails_before_its_first_checkpoint_is_reported_with_its_error(tmp_path):
+    def launch():
+        raise LocalModeError("the local-mode training job failed (exit code 1)")
+
+    with pytest.raises(LocalModeError, match=r"ended before its first checkpoint .*exit code 1"):
+        spot.interrupt(launch, "ncf-spot", tmp_path, client=_Client([]))
+
+
 def test_a_job_that_ended_first_is_reported(tmp_path):
     checkpoint = tmp_path / "checkpoint.pt"
     checkpoint.write_bytes(b"x")
