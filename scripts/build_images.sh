@@ -11,8 +11,6 @@
 # ncf-base:bookworm), PYTHON (the interpreter for `pip wheel`), DOCKER (a BuildKit-capable CLI).
 set -euo pipefail
 
-DOCKER=${DOCKER:-/usr/bin/docker} # on the course's CI machines /usr/local/bin/docker lacks buildx
-[[ -x $DOCKER ]] || DOCKER=$(command -v docker)
 BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim-bookworm}
 PYTHON=${PYTHON:-python3}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +22,10 @@ WHEEL_EXTRAS=serving,notebooks,localmode
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
+
+DOCKER=${DOCKER:-/usr/bin/docker} # on the course's CI machines /usr/local/bin/docker lacks buildx
+[[ -x $DOCKER ]] || DOCKER=$(command -v docker) ||
+    die "no docker command: install Docker (Docker Engine or Docker Desktop) and rerun"
 
 # No image installs the project from a wheel (the stages COPY its code, JupyterLab installs it
 # editable), and a freshly built project wheel differs byte for byte from the last one: left in

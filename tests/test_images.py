@@ -106,6 +106,21 @@ def test_build_script_drops_the_project_wheel_from_an_up_to_date_wheelhouse(tmp_
     assert "build --quiet --label ncf-course" in (tmp_path / "docker.log").read_text()
 
 
+def test_build_script_without_a_docker_command_says_so(tmp_path):
+    """``set -e`` used to end the script silently at the failed lookup."""
+    (tmp_path / "dirname").symlink_to(shutil.which("dirname"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build_images.sh"
+    result = subprocess.run(
+        [shutil.which("bash"), str(script)],
+        env={"PATH": str(tmp_path), "DOCKER": str(tmp_path / "no-docker")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no docker command: install Docker" in result.stderr
+
+
 def test_failed_build_shows_the_end_of_the_output(repo):
     def run(command, **kwargs):
         return subprocess.CompletedProcess(command, 1, "", "step 1\nERROR: no such base\n")
