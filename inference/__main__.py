@@ -28,7 +28,7 @@ LOGGING = {
 
 def _env_int(name: str, default: int, parser: argparse.ArgumentParser) -> int:
     value = os.environ.get(name, str(default))
-    if not value.isdigit() or int(value) < 1:
+    if not value.isdecimal() or int(value) < 1:  # isdigit() passes '²', which int() refuses
         parser.error(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 

@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         with open_backend(args.mode, args.work_dir) as backend:
             print(f"running the course pipeline as {backend.description}")
             stages, recommendations = run_pipeline(args, backend)
-    except (RuntimeError, ValueError) as exc:
+    # ArithmeticError: a model whose scores overflow (inference.recommender); OSError: a folder
+    # that cannot be written, a full disk.
+    except (RuntimeError, ValueError, ArithmeticError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     write_results(stages, recommendations, args.results_dir, args, backend.description)

@@ -349,7 +349,12 @@ def test_serve_reads_sagemakers_environment(monkeypatch, argv, env, port, worker
 
 
 @pytest.mark.parametrize(
-    ("argv", "env"), [(["train"], {}), ([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "zero"})]
+    ("argv", "env"),
+    [
+        (["train"], {}),
+        ([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "zero"}),
+        ([], {"SAGEMAKER_BIND_TO_PORT": "8²"}),
+    ],
 )
 def test_serve_refuses_what_it_cannot_run(monkeypatch, argv, env, capsys):
     for name, value in env.items():

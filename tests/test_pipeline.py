@@ -59,3 +59,18 @@ def test_bad_arguments_stop_before_any_stage(flags, message, tmp_path, capsys):
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
     assert not work.exists()
+
+
+def test_a_stage_that_fails_ends_the_job_with_its_message(tmp_path, capsys, monkeypatch):
+    """A model whose scores overflow fails in the endpoint stage with an ArithmeticError."""
+    from inference.recommender import NonFiniteScoresError
+    from orchestration import pipeline
+
+    def overflowing(args, backend):
+        raise NonFiniteScoresError("scores of user 3 are not finite")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", overflowing)
+    work, results = tmp_path / "work", tmp_path / "results"
+    argv = ["--mode", "processes", "--work-dir", str(work), "--results-dir", str(results)]
+    assert main(argv) == 1
+    assert "error: scores of user 3 are not finite" in capsys.readouterr().err
