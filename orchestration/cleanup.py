@@ -21,6 +21,7 @@ from docker.errors import DockerException, NotFound
 
 from orchestration.images import IMAGE_LABEL
 from orchestration.localmode import IMAGES, NETWORK
+from orchestration.services import services_running_under
 
 STOPPED = ("created", "exited", "dead")
 
@@ -32,14 +33,23 @@ class CleanupReport:
     folders: list[Path] = field(default_factory=list)
     old_images: int = 0
     reclaimed_bytes: int = 0
+    # Folders left in place because services that `orchestration.services up` started keep
+    # their data there, with the folders to pass to `down`.
+    kept: dict[Path, list[Path]] = field(default_factory=dict)
 
     def format(self) -> str:
-        return (
+        removed = (
             f"removed {len(self.containers)} stopped container(s), "
             f"{'the' if self.network else 'no'} {NETWORK} network, "
             f"{len(self.folders)} scratch folder(s), "
             f"{self.old_images} old image version(s) ({self.reclaimed_bytes / 1e9:.1f} GB)"
         )
+        for folder, states in self.kept.items():
+            downs = "; ".join(
+                f"python -m orchestration.services down --folder {state.parent}" for state in states
+            )
+            removed += f"\nkept {folder}: services still run from it; stop them first ({downs})"
+        return removed
 
 
 def remove_stopped_containers(client: docker.DockerClient) -> list[str]:
@@ -108,7 +118,11 @@ def clean(folders: list[Path], network: bool = True) -> CleanupReport:
         report.containers = remove_stopped_containers(client)
         report.network = network and remove_network(client)
         report.old_images, report.reclaimed_bytes = remove_old_images(client)
-    report.folders = [folder for folder in folders if remove_folder(client, folder)]
+    for folder in folders:
+        if running := services_running_under(folder):
+            report.kept[folder] = running
+        elif remove_folder(client, folder):
+            report.folders.append(folder)
     return report
 
 

@@ -59,6 +59,7 @@ S3_STOP_GRACE = 3.0
 # writes with gigabytes still free on a large, well-filled disk (it failed CI that way).
 S3_MIN_FREE_MIB = 512
 MLFLOW_STOP_GRACE = 10.0
+STATE_FILE = "services.json"  # what `python -m orchestration.services up` started, for `down`
 _PROBE = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1})
 _KEY_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
 
@@ -542,12 +543,43 @@ class LocalServices(_Service):
         self.s3.stop()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still leads its process group (a recycled pid rarely does)."""
+def _started_at(pid: int) -> float | None:
+    """When ``pid`` started, None when no process has it. psutil is imported here, not above:
+    the compose MLflow image runs this module's ``bucket`` action and does not install it."""
+    import psutil
+
     try:
-        return os.getpgid(pid) == pid
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _alive(process: dict[str, Any]) -> bool:
+    """Whether a server ``up`` recorded still runs: its pid leads a process group and started
+    when recorded. After a reboot the pid may name another program's group, which must never
+    get our signals. (State files written before the start time was recorded lack it.)"""
+    pid = process["pid"]
+    try:
+        leads = os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
+    started = process.get("started")
+    # Linux derives start times from a boot time that can wobble by a second.
+    return leads and (started is None or abs((_started_at(pid) or 0) - started) < 2)
+
+
+def services_running_under(folder: Path) -> list[Path]:
+    """``up``'s state files below ``folder`` whose servers still run: deleting that folder
+    would pull the store's and MLflow's files away from under them."""
+    running = []
+    for state in folder.rglob(STATE_FILE):
+        try:
+            processes = json.loads(state.read_text())["processes"].values()
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # unreadable: nothing it names can be stopped by it either
+        if any(_alive(process) for process in processes):
+            running.append(state)
+    return running
 
 
 def _up(args: argparse.Namespace, state: Path) -> int:
@@ -556,7 +588,7 @@ def _up(args: argparse.Namespace, state: Path) -> int:
         return _status(args, state)
     services = LocalServices(args.folder, args.bucket, args.s3_port, args.mlflow_port).start()
     running = {
-        name: {"pid": pid, "grace": grace}
+        name: {"pid": pid, "grace": grace, "started": _started_at(pid)}
         for name, pid, grace in [
             ("s3", services.s3.pid, S3_STOP_GRACE),
             ("mlflow", services.mlflow.pid, MLFLOW_STOP_GRACE),
@@ -574,7 +606,7 @@ def _status(args: argparse.Namespace, state: Path) -> int:
         print(f"Not up: no state file at {state}.")
         return 1
     recorded = json.loads(state.read_text())
-    alive = {name: _alive(p["pid"]) for name, p in recorded["processes"].items()}
+    alive = {name: _alive(process) for name, process in recorded["processes"].items()}
     for name, is_alive in alive.items():
         print(f"{name}: {'running' if is_alive else 'DEAD'} (logs under {args.folder})")
     _print_env(recorded["env"])
@@ -586,8 +618,10 @@ def _down(args: argparse.Namespace, state: Path) -> int:
         print(f"Nothing to stop: no state file at {state}.")
         return 0
     for name, process in json.loads(state.read_text())["processes"].items():
-        pid = process["pid"]
-        stop_process_group(pid, process["grace"], lambda pid=pid: not _alive(pid))
+        if not _alive(process):
+            print(f"{name} was not running (pid {process['pid']} is gone or another program's).")
+            continue
+        stop_process_group(process["pid"], process["grace"], lambda p=process: not _alive(p))
         print(f"{name} stopped.")
     state.unlink()
     return 0
@@ -628,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "bucket":
         return _bucket(args)
     args.folder.mkdir(parents=True, exist_ok=True)
-    state = args.folder / "services.json"
+    state = args.folder / STATE_FILE
     return {"up": _up, "status": _status, "down": _down}[args.action](args, state)
 
 

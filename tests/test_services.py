@@ -4,6 +4,7 @@ the compose services against a real Docker engine (marker ``docker``)."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from docker.errors import DockerException
 from mlflow import MlflowClient
 
 from orchestration.services import (
@@ -29,9 +31,11 @@ from orchestration.services import (
     MlflowServer,
     ServiceError,
     _ServerProcess,
+    _started_at,
     docker_gateway,
     ensure_bucket,
 )
+from orchestration.services import main as services_main
 
 REPO = Path(__file__).resolve().parents[1]
 MLFLOW_IMAGE = "ncf-mlflow"
@@ -216,6 +220,48 @@ def test_a_startup_interrupted_by_ctrl_c_stops_the_server(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         server.wait_until(interrupted, timeout=30)
     assert server.popen.poll() is not None
+
+
+@pytest.fixture
+def group_leader():
+    """A process leading its own group, as `up` starts each server."""
+    process = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _write_state(folder: Path, pid: int, started: float | None) -> None:
+    folder.mkdir(parents=True)
+    process = {"pid": pid, "grace": 1, "started": started}
+    (folder / "services.json").write_text(json.dumps({"processes": {"s3": process}, "env": {}}))
+
+
+def test_down_leaves_alone_a_process_that_got_a_recorded_pid_later(tmp_path, group_leader):
+    """After a reboot a recorded pid can lead another program's process group."""
+    folder = tmp_path / "services"
+    _write_state(folder, group_leader.pid, _started_at(group_leader.pid) - 3600)
+    assert services_main(["down", "--folder", str(folder)]) == 0
+    assert group_leader.poll() is None  # never signalled
+    assert not (folder / "services.json").exists()
+
+
+def test_clean_keeps_a_folder_whose_services_still_run(tmp_path, group_leader, monkeypatch):
+    """`make clean` deletes runs/, where `up` keeps the store's and MLflow's files by default."""
+    from orchestration import cleanup
+
+    def no_engine():
+        raise DockerException("no engine")
+
+    monkeypatch.setattr(cleanup.docker, "from_env", no_engine)
+    runs = tmp_path / "runs"
+    _write_state(runs / "services", group_leader.pid, _started_at(group_leader.pid))
+    report = cleanup.clean([runs])
+    assert runs.exists() and report.folders == [] and list(report.kept) == [runs]
+    assert f"down --folder {runs / 'services'}" in report.format()
+    group_leader.kill()
+    group_leader.wait()
+    assert cleanup.clean([runs]).folders == [runs] and not runs.exists()
 
 
 def test_cli_keeps_both_running_until_down(tmp_path):
