@@ -90,8 +90,11 @@ class Recommender:
         model, config = load_model(folder, device)
         n_users, n_items = config["architecture"]["n_users"], config["architecture"]["n_items"]
         id_maps = config.get("data", {}).get("id_maps")
-        if not id_maps:
-            raise ArtifactError(f"{folder} config.json names no id maps: train the model again")
+        if not isinstance(id_maps, dict) or not {"users", "items"} <= id_maps.keys():
+            raise ArtifactError(
+                f"{folder} config.json names no user and item id maps (data.id_maps): "
+                "train the model again"
+            )
         users = read_artifact_table(folder / id_maps["users"], USERS)
         items = read_artifact_table(folder / id_maps["items"], ITEMS)
         seen = read_artifact_table(folder / SEEN_ITEMS_FILE, SEEN_ITEMS)

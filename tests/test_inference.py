@@ -6,6 +6,7 @@ talks to); fastapi.testclient would need httpx2, which the project does not inst
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -156,6 +157,12 @@ def _nan_weights(folder):
     torch.save(state, folder / "model.pt")
 
 
+def _id_map_of_items_only(folder):
+    config = json.loads((folder / "config.json").read_text())
+    del config["data"]["id_maps"]["users"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def _seen_item_out_of_range(folder):
     wrong = pa.table({"user": [0], "item": [400]}, schema=SEEN_ITEMS)
     pq.write_table(wrong, folder / SEEN_ITEMS_FILE)
@@ -168,6 +175,7 @@ def _seen_item_out_of_range(folder):
         (_widen_seen_items, "seen_items.parquet is unreadable or has another schema"),
         (_truncate_users, "user id map does not match the model's 300 users"),
         (_seen_item_out_of_range, "names users or items the model lacks"),
+        (_id_map_of_items_only, r"names no user and item id maps \(data\.id_maps\)"),
         (_nan_weights, r"NaN or infinite values in \S*user_embedding\.weight: the run .* diverged"),
     ],
 )
