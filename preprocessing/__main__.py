@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-negatives must be >= 1")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    for flag, folder in (("--output-dir", args.output_dir), ("--cache-dir", args.cache_dir)):
+        problem = _folder_problem(folder)
+        if problem:
+            parser.error(f"{flag}: {problem}; pass a folder (it is created if missing)")
     try:
         source = resolve_source(
             args.dataset,
@@ -96,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DownloadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"error: {_os_problem(exc)}", file=sys.stderr)
+        return 1
     print(result.report.format())
     counts = result.manifest["counts"]
     print(
@@ -104,6 +111,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{counts['test']:,} test interactions"
     )
     return 0
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Caught before the loading and splitting work, not when the first table is written."""
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is None or existing.is_dir():
+        return None
+    if existing == folder:
+        return f"{folder} is a file, not a folder"
+    return f"{folder} cannot be created because {existing} is a file"
+
+
+def _os_problem(exc: OSError) -> str:
+    """The path and the system's reason, with what to check, instead of a traceback."""
+    path = exc.filename if exc.filename is not None else "a file"
+    return (
+        f"cannot use {path}: {exc.strerror or exc}. Check that it exists and that this user may "
+        "read it (inputs) or write it (outputs)."
+    )
 
 
 def _validation_advice(exc: DataValidationError, dataset: str) -> str:

@@ -23,7 +23,6 @@ from preprocessing.loaders import RAW_FORMATS
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
-# The ratings file each raw layout keeps, inside the folder its archive extracts to.
 TIMEOUT_S = (10, 60)  # (connect, read): long enough for a slow link, short enough to fail offline
 CHUNK_BYTES = 1 << 20
 

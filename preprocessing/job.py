@@ -13,21 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preprocessing import datasets, synthetic
+import pandas as pd
+
+from preprocessing import datasets, schema, synthetic
 from preprocessing.loaders import (
+    NCF_NUM_NEGATIVES,
     RAW_FORMATS,
     load_ncf_benchmark,
     load_ratings,
     ncf_benchmark_files,
 )
 from preprocessing.manifest import write_split
-from preprocessing.schema import REJECTS_FILE
 from preprocessing.split import from_benchmark, leave_one_out
-from preprocessing.validation import ValidationReport
+from preprocessing.validation import DataValidationError, ValidationReport
 
 log = logging.getLogger(__name__)
 
 NCF_PREFIX = "ncf-"  # "ncf-ml-1m": He et al.'s published files ml-1m.train.rating, ...
+BENCHMARK_FORMAT = "ncf-benchmark"
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,26 @@ def resolve_source(
         return Source(dataset, path, raw_format)
     check_dataset(dataset, data_dir)
     if dataset.startswith(NCF_PREFIX):
-        return Source(dataset, data_dir, "ncf-benchmark")
+        return Source(dataset, data_dir, BENCHMARK_FORMAT)
     spec = datasets.DATASETS[dataset]
     if data_dir is not None:
         path = datasets.locate(dataset, data_dir)
     else:
         path = datasets.fetch(dataset, cache_dir, progress=progress)
-    return Source(dataset, path, spec.raw_format, datasets.known_checksum_matches(dataset, path))
+    return Source(dataset, path, spec.raw_format, _official(dataset, path))
+
+
+def _official(dataset: str, path: Path) -> bool | None:
+    """A mismatch is only recorded in the manifest, which nobody reads before training: say it."""
+    matches = datasets.known_checksum_matches(dataset, path)
+    if matches is False:
+        log.warning(
+            "%s differs from the official %s release (its md5 does not match): it was modified "
+            "or cut short. Download it again unless you changed it on purpose.",
+            path,
+            dataset,
+        )
+    return matches
 
 
 def run_preprocessing(
@@ -137,16 +153,18 @@ def run_preprocessing(
     num_negatives: int = 99,
     seed: int = 0,
 ) -> ProcessingResult:
-    """Load, validate, split and write."""
+    """Load, validate, split and write; the rejects are on disk before the split can fail."""
     params = {
         "policy": policy,
         "validation_holdout": validation,
         "num_negatives": num_negatives,
         "seed": seed,
     }
-    if source.raw_format == "ncf-benchmark":
+    if source.raw_format == BENCHMARK_FORMAT:
+        _check_benchmark_params(policy, num_negatives)
         bench = load_ncf_benchmark(source.path, source.dataset[len(NCF_PREFIX) :])
-        report, rejects = bench.report, None
+        report = bench.report
+        rejects_entry = _begin_output(output_dir, None)
         split = from_benchmark(
             bench.train, bench.test, bench.negatives, validation=validation, seed=seed
         )
@@ -157,15 +175,12 @@ def run_preprocessing(
             policy=policy,
             min_interactions=3 if validation else 2,
         )
-        report, rejects = loaded.report, loaded.rejects
+        report = loaded.report
+        rejects_entry = _begin_output(output_dir, loaded.rejects)
+        _check_rows_kept(report, output_dir)
         split = leave_one_out(
             loaded.interactions, num_negatives=num_negatives, validation=validation, seed=seed
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    rejects_entry = None
-    if rejects is not None and len(rejects):
-        rejects.to_csv(output_dir / REJECTS_FILE, index=False)
-        rejects_entry = {"path": REJECTS_FILE, "rows": len(rejects)}
     manifest = write_split(
         split,
         output_dir,
@@ -182,3 +197,41 @@ def run_preprocessing(
         },
     )
     return ProcessingResult(manifest=manifest, report=report)
+
+
+def _check_benchmark_params(policy: str, num_negatives: int) -> None:
+    """He et al.'s files fix both, so another value would be ignored yet recorded as used."""
+    if num_negatives != NCF_NUM_NEGATIVES:
+        raise ValueError(
+            f"--num-negatives {num_negatives}: He et al.'s benchmark files fix "
+            f"{NCF_NUM_NEGATIVES} test negatives per user. Leave the option out for "
+            f"{NCF_PREFIX}* datasets."
+        )
+    if policy != "fail":
+        raise ValueError(
+            f"--policy {policy}: He et al.'s benchmark files are read strictly, as published "
+            "(dropping lines would change the split the paper's numbers come from). Leave the "
+            f"option out for {NCF_PREFIX}* datasets."
+        )
+
+
+def _begin_output(output_dir: Path, rejects: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Clear an earlier run's files, then save the rejects: kept even if the split then fails."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in schema.OUTPUT_FILES:
+        (output_dir / name).unlink(missing_ok=True)
+    if rejects is None or rejects.empty:
+        return None
+    rejects.to_csv(output_dir / schema.REJECTS_FILE, index=False)
+    return {"path": schema.REJECTS_FILE, "rows": len(rejects)}
+
+
+def _check_rows_kept(report: ValidationReport, output_dir: Path) -> None:
+    """Nothing left to split is a whole-file problem: the wrong format, or the wrong file."""
+    if report.rows_kept:
+        return
+    raise DataValidationError(
+        f"{report.format()}\nAll {report.lines_read:,} lines of {report.source} were rejected; "
+        f"see the report above and {output_dir / schema.REJECTS_FILE}, which lists every line "
+        "with the rule it broke. Nothing is left to split."
+    )

@@ -7,9 +7,11 @@ numbers. A clean file takes the fast path: the bytes are read once and parsed by
 numpy check. Only a file the strict parse refuses is parsed a second time, as text, to find the
 exact offending lines.
 
-A line breaks at most one rule: the first in the catalogue (:func:`rating_rules`) that it fails.
-The pair rules (``duplicate_pair``, then ``too_few_interactions``) only look at the lines that
-survived every other rule.
+A line breaks at most one rule: the first in the catalogue (:func:`rating_rules`) that it fails,
+with one exception: a last line without a final newline always counts as ``truncated_last_line``,
+whatever else it broke, because every official file ends with one and a cut can leave values that
+look valid (a timestamp short of its last digits). The pair rules (``duplicate_pair``, then
+``too_few_interactions``) only look at the lines that survived every other rule.
 """
 
 from __future__ import annotations
@@ -213,9 +215,9 @@ def load_ratings(
     report = verdicts.report(source)
     if policy == "fail" and not report.ok:
         raise DataValidationError(
-            f"{report.format()}\n{source.path.name} breaks the rules marked FAIL above. Fix the "
-            "file, or load it with policy='drop' to drop those lines (LoadResult.rejects lists "
-            "them).",
+            f"{report.format()}\n{_cut_short(report)}{source.path.name} breaks the rules marked "
+            "FAIL above. Fix the file, or load it with policy='drop' to drop those lines "
+            "(LoadResult.rejects lists them).",
             report,
         )
     kept = verdicts.alive_rows()
@@ -255,11 +257,24 @@ def load_ncf_benchmark(directory: Path, name: str) -> NcfBenchmark:
     report = verdicts.report(source)
     if not report.ok:
         raise DataValidationError(
-            f"{report.format()}\n{source.path.name} does not fit {name}.train.rating and "
-            f"{name}.test.rating. Download the three {name} files again from the same release.",
+            f"{report.format()}\n{_cut_short(report)}{source.path.name} does not fit "
+            f"{name}.train.rating and {name}.test.rating. Download the three {name} files again "
+            "from the same release.",
             report,
         )
     return NcfBenchmark(train.interactions, test.interactions, negatives, report)
+
+
+def _cut_short(report: ValidationReport) -> str:
+    """A cut file needs a fresh copy, which dropping its last line would not give: say so first."""
+    truncated = report.result("truncated_last_line")
+    if truncated.ok:
+        return ""
+    return (
+        f"{report.source} line {truncated.lines[0]} ends without a newline, so the file looks cut "
+        "short (an interrupted download or copy): download it again, or add the final newline if "
+        "the file is whole.\n"
+    )
 
 
 def _raw_format(fmt: str) -> RawFormat:
@@ -569,7 +584,8 @@ def _values(column: pa.ChunkedArray, fill: float) -> tuple[np.ndarray, np.ndarra
 class _Verdicts:
     """One rule per data line: the first rule that claims a line keeps it.
 
-    Rules claim lines in catalogue order, so "first claim" is "first rule in the catalogue".
+    Rules claim lines in catalogue order, so "first claim" is "first rule in the catalogue". The
+    exception is :meth:`claim_truncated`, which takes an unterminated last line from any rule.
     """
 
     def __init__(self, rules: tuple[Rule, ...], parsed: _Parsed) -> None:
@@ -588,8 +604,8 @@ class _Verdicts:
         self.claim(name, self.parsed.lines(np.flatnonzero(row_mask)))
 
     def claim_truncated(self, source: _Source) -> None:
-        """A broken last line without a newline is most likely a cut-off download."""
-        if source.unterminated and self.parsed.n_lines and self.codes[-1]:
+        """Overrides any earlier claim: a cut-off line's values cannot be trusted, valid or not."""
+        if source.unterminated and self.parsed.n_lines:
             self.codes[-1] = self._code["truncated_last_line"]
 
     def alive_rows(self) -> np.ndarray:

@@ -20,6 +20,9 @@ import pyarrow as pa
 from preprocessing import schema
 from preprocessing.split import Holdout, Split
 
+_COUNTS = ("users", "items", "train", "validation", "test", "num_negatives")
+_RERUN = "the folder was edited or written by other code. Re-run the processing stage."
+
 
 class ManifestError(ValueError):
     """The processed folder cannot be trusted: missing, stale or tampered with."""
@@ -65,7 +68,7 @@ def write_split(split: Split, out_dir: Path, *, extra: dict[str, Any]) -> dict[s
 
 @dataclass(frozen=True)
 class ProcessedData:
-    """A processed folder read back as numpy arrays: what the training stage consumes."""
+    """A processed folder read back as DataFrames (negatives as numpy): what training consumes."""
 
     manifest: dict[str, Any]
     train: pd.DataFrame
@@ -96,29 +99,26 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ManifestError(
             f"{path} is not valid JSON ({exc}); re-run the processing stage."
         ) from exc
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path} is not a JSON object; {_RERUN}")
     version = manifest.get("schema_version")
     if version != schema.SCHEMA_VERSION:
         raise ManifestError(
             f"{path} has schema version {version!r}, this code reads {schema.SCHEMA_VERSION!r}. "
             "Re-run the processing stage with this version of the course code."
         )
+    _check_counts(manifest, path)
+    _check_files(manifest, path)
     return manifest
 
 
 def read_split(folder: Path, *, verify_checksums: bool = True) -> ProcessedData:
     manifest = read_manifest(folder)
-    num_negatives = int(manifest["counts"]["num_negatives"])
-    files = manifest["files"]
+    num_negatives = manifest["counts"]["num_negatives"]
+    names = _tables_read(manifest)
     if verify_checksums:
-        for entry in files.values():
-            actual = (
-                sha256_of(folder / entry["path"]) if (folder / entry["path"]).is_file() else None
-            )
-            if actual != entry["sha256"]:
-                raise ManifestError(
-                    f"{entry['path']} in {folder} does not match its checksum in the manifest "
-                    f"({'missing' if actual is None else 'modified'}); re-run the processing stage."
-                )
+        for name in names:
+            _verify_checksum(folder, manifest["files"][name])
 
     def table(name: str, table_schema: pa.Schema) -> pa.Table:
         return schema.read_table(folder / schema.TABLE_FILES[name], table_schema)
@@ -128,12 +128,66 @@ def read_split(folder: Path, *, verify_checksums: bool = True) -> ProcessedData:
         manifest=manifest,
         train=table("train", schema.TRAIN).to_pandas(),
         validation=_holdout_from(table("validation", holdout_schema))
-        if "validation" in files
+        if "validation" in names
         else None,
         test=_holdout_from(table("test", holdout_schema)),
         users=table("users", schema.USERS).to_pandas(),
         items=table("items", schema.ITEMS).to_pandas(),
     )
+
+
+def _tables_read(manifest: dict[str, Any]) -> list[str]:
+    """The tables a reader loads: all but validation, which only a split with one has."""
+    return [
+        name
+        for name in schema.TABLE_FILES
+        if name != "validation" or manifest["counts"]["validation"]
+    ]
+
+
+def _check_counts(manifest: dict[str, Any], path: Path) -> None:
+    """Readers size tensors and schemas from the counts, so each must be a real count."""
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
+        raise ManifestError(f"{path} has no 'counts' object; {_RERUN}")
+    bad = [name for name in _COUNTS if not _is_count(counts.get(name))]
+    if bad:
+        raise ManifestError(
+            f"{path}: counts {', '.join(bad)} missing or not a whole number >= 0; {_RERUN}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_files(manifest: dict[str, Any], path: Path) -> None:
+    """A table read without a checksummed entry of its own could be anything: refuse it."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ManifestError(f"{path} has no 'files' object mapping table names to files; {_RERUN}")
+    for name in _tables_read(manifest):
+        entry = files.get(name)
+        expected = schema.TABLE_FILES[name]
+        if (
+            not isinstance(entry, dict)
+            or entry.get("path") != expected
+            or not isinstance(entry.get("sha256"), str)
+        ):
+            raise ManifestError(
+                f"{path} has no checksummed entry for table {name!r} (files.{name} must name "
+                f"{expected!r} and its sha256); {_RERUN}"
+            )
+
+
+def _verify_checksum(folder: Path, entry: dict[str, Any]) -> None:
+    path = folder / entry["path"]
+    actual = sha256_of(path) if path.is_file() else None
+    if actual != entry["sha256"]:
+        raise ManifestError(
+            f"{entry['path']} in {folder} does not match its checksum in the manifest "
+            f"({'missing' if actual is None else 'modified'}); re-run the processing stage."
+        )
 
 
 def sha256_of(path: Path) -> str:

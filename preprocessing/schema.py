@@ -64,6 +64,10 @@ TABLE_FILES = {
     "items": "items.parquet",
 }
 
+# Every file a processing run writes, by name, the manifest first: a folder being cleared in this
+# order never looks whole. A run removes exactly these, so other files in the folder are safe.
+OUTPUT_FILES = (MANIFEST_FILE, *TABLE_FILES.values(), REJECTS_FILE)
+
 
 class SchemaError(ValueError):
     """A processed file does not match the contract this code was written for."""

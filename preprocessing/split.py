@@ -90,6 +90,7 @@ def from_benchmark(
     n_users = int(max(frame["user"].max(), positives["user"].max())) + 1
     n_items = int(max(frame["item"].max(), positives["item"].max(), test_negatives.max())) + 1
     user_ids, item_ids = pd.Index(np.arange(n_users)), pd.Index(np.arange(n_items))
+    _check_benchmark_train(frame, user_ids, validation)
     order = np.argsort(positives["user"].to_numpy(), kind="stable")
     test_holdout = Holdout(
         frame=positives.iloc[order].reset_index(drop=True),
@@ -97,7 +98,6 @@ def from_benchmark(
     )
     validation_holdout = None
     if validation:
-        _check_history_lengths(frame, user_ids, 2)
         seen_keys = np.sort(
             np.concatenate(
                 [
@@ -142,16 +142,40 @@ def _finish(
     )
 
 
-def _check_history_lengths(frame: pd.DataFrame, user_ids: pd.Index, needed: int) -> None:
-    counts = np.bincount(frame["user"].to_numpy(), minlength=len(user_ids))
-    short = np.flatnonzero(counts <= needed)
-    if short.size:
-        examples = ", ".join(str(user_ids[i]) for i in short[:5])
+def _check_history_lengths(frame: pd.DataFrame, user_ids: pd.Index, held_out: int) -> None:
+    short = _users_short_of(frame, user_ids, held_out + 1)
+    if short:
         raise ValueError(
-            f"{short.size} users have fewer than {needed + 1} interactions (e.g. user_id "
-            f"{examples}); leave-one-out needs {needed} held out plus at least one to train on. "
-            "Run the loader with min_interactions set accordingly (policy 'drop' removes them)."
+            f"{short} have fewer than {held_out + 1} interactions; leave-one-out needs {held_out} "
+            "held out plus at least one to train on. Run the loader with min_interactions set "
+            "accordingly (policy 'drop' removes them)."
         )
+
+
+def _check_benchmark_train(frame: pd.DataFrame, user_ids: pd.Index, validation: bool) -> None:
+    """Ids are dense there: a gap in them or a test-only user would get an empty history."""
+    missing = _users_short_of(frame, user_ids, 1)
+    if missing:
+        raise ValueError(
+            f"{missing} have no training ratings: a gap in the user ids 0..{len(user_ids) - 1}, "
+            "or users only in the test file. He et al.'s files have neither; download the three "
+            "benchmark files again from the same release."
+        )
+    short = _users_short_of(frame, user_ids, 2) if validation else ""
+    if short:
+        raise ValueError(
+            f"{short} have a single training rating; the validation hold-out would take it and "
+            "leave nothing to train on. Run without the validation hold-out (--no-validation)."
+        )
+
+
+def _users_short_of(frame: pd.DataFrame, user_ids: pd.Index, minimum: int) -> str:
+    """The users with fewer than ``minimum`` rows, named for an error message ("" if none)."""
+    counts = np.bincount(frame["user"].to_numpy(), minlength=len(user_ids))
+    short = np.flatnonzero(counts < minimum)
+    if not short.size:
+        return ""
+    return f"{short.size} users (e.g. user_id {', '.join(str(user_ids[i]) for i in short[:5])})"
 
 
 def _check_room_for_negatives(

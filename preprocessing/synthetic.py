@@ -350,7 +350,7 @@ def _timestamps(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # How one rating prints in each release ("4" and "3.5", or "4.0" and "3.5"); separator, header
 # and file name come from the loader's RAW_FORMATS, so the real loader reads what this writes.
-_RATING_FORMATS = {"ml-100k": "{:g}", "ml-1m": "{:g}", "ml-csv": "{:.1f}"}
+_RATING_FORMATS = {"ml-100k": "{:g}", "ml-1m": "{:g}", "ml-10m": "{:g}", "ml-csv": "{:.1f}"}
 _HALF_STARS = np.arange(11) / 2  # every rating MovieLens can hold: 0.5..5 (0 only as a label)
 _WRITE_ROWS = 1 << 20
 
@@ -358,9 +358,10 @@ _WRITE_ROWS = 1 << 20
 def write_raw(df: pd.DataFrame, out_dir: Path, raw_format: str) -> Path:
     """Write ``df`` (``schema.RAW_COLUMNS``) as the ratings file of a real MovieLens release.
 
-    "ml-100k": ``u.data``, tab-separated; "ml-1m": ``ratings.dat``, ``::``-separated, ratings like
-    ``4`` and ``3.5`` (ML-1M, ML-10M); "ml-csv": ``ratings.csv`` with a header, ratings like ``4.0``
-    (ML-20M and later). Written under a temporary name, then renamed, so no reader sees half a file.
+    "ml-100k": ``u.data``, tab-separated, whole stars; "ml-1m": ``ratings.dat``, ``::``-separated,
+    whole stars like ``4``; "ml-10m": the same with half stars like ``3.5``; "ml-csv":
+    ``ratings.csv`` with a header, ratings like ``4.0`` and ``3.5`` (ML-20M and later). Written
+    under a temporary name, then renamed, so no reader sees half a file.
     """
     if raw_format not in _RATING_FORMATS:
         raise ValueError(
@@ -371,9 +372,7 @@ def write_raw(df: pd.DataFrame, out_dir: Path, raw_format: str) -> Path:
         {
             "user_id": df["user_id"].to_numpy(np.int64),
             "item_id": df["item_id"].to_numpy(np.int64),
-            "rating": _rating_labels(
-                df["rating"].to_numpy(np.float64), _RATING_FORMATS[raw_format]
-            ),
+            "rating": _rating_labels(df["rating"].to_numpy(np.float64), raw_format),
             "timestamp": df["timestamp"].to_numpy(np.int64),
         }
     )
@@ -389,7 +388,7 @@ def write_raw(df: pd.DataFrame, out_dir: Path, raw_format: str) -> Path:
     return path
 
 
-def _rating_labels(ratings: np.ndarray, rating_format: str) -> pa.Array:
+def _rating_labels(ratings: np.ndarray, raw_format: str) -> pa.Array:
     """Ratings as MovieLens prints them: a lookup of 11 labels, not a format call per row."""
     halves = ratings * 2
     if not (np.array_equal(halves, np.rint(halves)) and halves.min() >= 1 and halves.max() <= 10):
@@ -398,7 +397,14 @@ def _rating_labels(ratings: np.ndarray, rating_format: str) -> pa.Array:
             f"{ratings.min():g} to {ratings.max():g} and may fall between steps. "
             "Round them (generate() does) before writing."
         )
-    labels = pa.array([rating_format.format(value) for value in _HALF_STARS])
+    if RAW_FORMATS[raw_format].rating_step == 1 and not np.array_equal(ratings, np.rint(ratings)):
+        half_star_layouts = [name for name in _RATING_FORMATS if RAW_FORMATS[name].rating_step < 1]
+        raise ValueError(
+            f"The {raw_format} layout holds whole stars only, and its loader would reject these "
+            f"half-star ratings. Write them as {' or '.join(half_star_layouts)}, which hold half "
+            "stars, or generate whole stars (generate(..., half_stars=False))."
+        )
+    labels = pa.array([_RATING_FORMATS[raw_format].format(value) for value in _HALF_STARS])
     return pc.take(labels, pa.array(halves.astype(np.int64)))
 
 

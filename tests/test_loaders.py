@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +121,25 @@ def test_crlf_line_endings_parse_and_a_blank_crlf_line_is_counted(tmp_path: Path
     }
 
 
-def test_unterminated_but_complete_last_line_is_kept(tmp_path: Path) -> None:
-    result = load_ratings(write(tmp_path, GOOD, end=b""), "ml-100k", now=NOW)
+def test_a_last_line_without_newline_is_truncated_even_when_its_values_look_valid(
+    tmp_path: Path,
+) -> None:
+    cut = GOOD[3][:-2]  # the timestamp lost its last two digits, and still parses
+    path = write(tmp_path, [*GOOD[:3], cut], end=b"")
 
-    assert_frame(result.interactions, GOOD_ROWS)
+    with pytest.raises(DataValidationError) as caught:
+        load_ratings(path, "ml-100k", now=NOW)
+    dropped = load_ratings(path, "ml-100k", policy="drop", min_interactions=1, now=NOW)
+
+    message = str(caught.value)
+    assert f"{path} line 4 ends without a newline, so the file looks cut short" in message
+    assert "download it again, or add the final newline if the file is whole" in message
+    assert dropped.rejects.to_dict("list") == {
+        "line": [4],
+        "rule": ["truncated_last_line"],
+        "text": [cut.decode()],
+    }
+    assert_frame(dropped.interactions, GOOD_ROWS[:3])
 
 
 @pytest.mark.needs_ml100k
@@ -507,6 +523,34 @@ def test_benchmark_missing_negative_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(DataValidationError, match=r"ml-1m.test.negative does not exist"):
         load_ncf_benchmark(directory, "ml-1m")
+
+
+def test_benchmark_negative_file_without_final_newline_looks_cut_short(tmp_path: Path) -> None:
+    directory = write_benchmark(tmp_path)
+    negatives = directory / "ml-1m.test.negative"
+    negatives.write_bytes(negatives.read_bytes().rstrip(b"\n"))
+
+    with pytest.raises(DataValidationError, match=r"(?s)FAIL truncated_last_line.*line 2 ends"):
+        load_ncf_benchmark(directory, "ml-1m")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"num_negatives": 50}, "--num-negatives 50: He et al.'s benchmark files fix 99"),
+        ({"policy": "drop"}, "--policy drop: He et al.'s benchmark files are read strictly"),
+    ],
+    ids=["num-negatives", "policy"],
+)
+def test_benchmark_refuses_options_its_files_fix(
+    tmp_path: Path, option: dict[str, object], message: str
+) -> None:
+    source = resolve_source("ncf-ml-1m", data_dir=write_benchmark(tmp_path), cache_dir=tmp_path)
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_preprocessing(source, tmp_path / "processed", validation=False, **option)
+
+    assert not (tmp_path / "processed").exists()
 
 
 def test_benchmark_files_go_through_the_processing_job(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The processed folder contract: written whole, read back only when it can be trusted."""
 
 import json
+import re
 
 import pytest
 
@@ -64,4 +65,51 @@ def test_table_with_another_schema_is_refused(folder):
     manifest["files"]["train"]["sha256"] = sha256_of(folder / "train.parquet")
     path.write_text(json.dumps(manifest))
     with pytest.raises(schema.SchemaError, match=r"train\.parquet does not match"):
+        read_split(folder)
+
+
+def edit_manifest(folder, change):
+    path = folder / schema.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(change(manifest)))
+
+
+def without(manifest, *keys):
+    """The manifest less manifest[keys[0]]...[keys[-1]]."""
+    inner = manifest
+    for key in keys[:-1]:
+        inner = inner[key]
+    del inner[keys[-1]]
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: [m], "is not a JSON object"),
+        (lambda m: without(m, "counts"), "has no 'counts' object"),
+        (lambda m: without(m, "counts", "num_negatives"), "counts num_negatives missing"),
+        (lambda m: m | {"counts": m["counts"] | {"users": "943"}}, "counts users missing or not"),
+        (lambda m: m | {"files": list(m["files"].values())}, "has no 'files' object"),
+        (lambda m: without(m, "files", "validation"), "entry for table 'validation'"),
+        (lambda m: without(m, "files", "users", "sha256"), "entry for table 'users'"),
+    ],
+    ids=["list", "no-counts", "no-num-negatives", "text-count", "files-list", "no-val", "no-sha"],
+)
+def test_malformed_manifest_is_named(folder, change, message):
+    edit_manifest(folder, change)
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        read_split(folder)
+
+
+def test_a_table_dropped_from_files_is_still_checked(folder):
+    edit_manifest(folder, lambda m: without(m, "files", "train"))
+    (folder / "train.parquet").write_bytes((folder / "train.parquet").read_bytes()[:-100])
+    with pytest.raises(ManifestError, match=r"no checksummed entry for table 'train'"):
+        read_split(folder)
+
+
+def test_an_entry_must_checksum_the_file_that_is_read(folder):
+    edit_manifest(folder, lambda m: m | {"files": m["files"] | {"train": m["files"]["test"]}})
+    with pytest.raises(ManifestError, match=r"files\.train must name 'train\.parquet'"):
         read_split(folder)

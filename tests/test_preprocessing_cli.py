@@ -1,6 +1,9 @@
 """``python -m preprocessing`` as a learner and as a SageMaker processing job run it."""
 
+import errno
 import json
+import logging
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -84,6 +87,91 @@ def test_drop_policy_keeps_every_bad_row_in_rejects(dirty_ml100k, tmp_path):
     assert manifest["rejects"] == {"path": "rejects.csv", "rows": len(rejects)}
     kept = manifest["validation"]["rows_kept"]
     assert kept + len(rejects) == 1_000
+
+
+def test_drop_policy_that_rejects_every_line_says_so_and_keeps_the_rejects(tmp_path, capsys):
+    raw = tmp_path / "raw" / "u.data"
+    raw.parent.mkdir()
+    raw.write_text("".join(f"1\t{item}\t9\t881250949\n" for item in range(1, 6)))
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(raw.parent), "--output-dir", str(out)]
+    assert cli.main([*argv, "--policy", "drop"]) == 1
+    err = capsys.readouterr().err
+    assert "FAIL rating_out_of_range" in err
+    assert (
+        f"All 5 lines of {raw} were rejected; see the report above and {out / 'rejects.csv'}" in err
+    )
+    assert "so --policy drop would not help" in err
+    assert pd.read_csv(out / "rejects.csv").rule.tolist() == ["rating_out_of_range"] * 5
+    assert not (out / "manifest.json").exists()
+
+
+def test_a_rerun_removes_the_outputs_of_the_earlier_run_and_nothing_else(dirty_ml100k, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--output-dir", str(out)]
+    assert cli.main([*argv, "--data-dir", str(dirty_ml100k), "--policy", "drop"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert {"rejects.csv", "validation.parquet"} <= {path.name for path in out.iterdir()}
+    clean = write_raw(generate(40, 200, 1_000, seed=2), tmp_path / "clean", "ml-100k").parent
+    assert cli.main([*argv, "--data-dir", str(clean), "--no-validation"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == [
+        "items.parquet",
+        "manifest.json",
+        "notes.txt",
+        "test.parquet",
+        "train.parquet",
+        "users.parquet",
+    ]
+
+
+def test_a_modified_official_file_is_named_in_a_warning(tmp_path, caplog):
+    raw = write_raw(generate(40, 200, 1_000, seed=1), tmp_path / "raw", "ml-100k")
+    out = tmp_path / "out"
+    argv = ["--dataset", "ml-100k", "--data-dir", str(raw.parent), "--output-dir", str(out)]
+    with caplog.at_level(logging.WARNING, logger="preprocessing.job"):
+        assert cli.main(argv) == 0
+    assert f"{raw} differs from the official ml-100k release" in caplog.text
+    assert "modified or cut short" in caplog.text
+    assert json.loads((out / "manifest.json").read_text())["source"]["official_checksum"] is False
+
+
+@pytest.mark.parametrize(
+    ("flag", "where", "problem"),
+    [
+        ("--output-dir", "taken", "{taken} is a file, not a folder"),
+        ("--output-dir", "taken/out", "{taken}/out cannot be created because {taken} is a file"),
+        ("--cache-dir", "taken", "{taken} is a file, not a folder"),
+    ],
+    ids=["output-is-a-file", "output-under-a-file", "cache-is-a-file"],
+)
+def test_a_file_where_a_folder_belongs_is_refused_before_any_work(
+    flag, where, problem, tmp_path, capsys
+):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    folders = {"--output-dir": tmp_path / "out", "--cache-dir": tmp_path / "cache"}
+    folders[flag] = tmp_path / where
+    argv = ["--dataset", "synthetic", *(str(x) for pair in folders.items() for x in pair)]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    assert stopped.value.code == 2
+    assert f"{flag}: {problem.format(taken=taken)}; pass a folder" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_unreadable_ratings_file_is_named(tmp_path, capsys, monkeypatch):
+    raw = write_raw(generate(40, 200, 1_000, seed=1), tmp_path / "raw", "ml-100k")
+    read_bytes = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path == raw:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    argv = ["--dataset", "ml-100k", "--data-dir", str(raw.parent), "--output-dir", str(tmp_path)]
+    assert cli.main(argv) == 1
+    assert f"error: cannot use {raw}: Permission denied. Check" in capsys.readouterr().err
 
 
 def test_offline_download_says_how_to_use_local_files(tmp_path, capsys, monkeypatch):

@@ -94,3 +94,31 @@ def test_benchmark_split_keeps_the_published_test():
     assert split.test.frame.item.tolist() == [5, 6, 7]
     assert split.test.negatives.tolist() == [[7, 10], [8, 9], [9, 10]]
     assert split.n_items == 11
+
+
+def test_benchmark_validation_holds_out_one_of_two_training_ratings():
+    train = frame([(u, i, 4, i) for u in range(2) for i in (1, 2)])
+    test = frame([(0, 5, 4, 99), (1, 6, 4, 99)])
+    split = from_benchmark(train, test, np.array([[7, 8], [7, 8]]), validation=True, seed=0)
+    assert split.validation.frame.item.tolist() == [2, 2]
+    assert split.train.item.tolist() == [1, 1]
+    assert split.validation.negatives.shape == (2, 2)
+
+
+def test_benchmark_validation_names_users_with_a_single_training_rating():
+    train = frame([(0, 1, 4, 1), (0, 2, 4, 2), (1, 1, 4, 1)])
+    test = frame([(0, 5, 4, 99), (1, 6, 4, 99)])
+    with pytest.raises(ValueError, match=r"1 users \(e\.g\. user_id 1\) have a single training"):
+        from_benchmark(train, test, np.array([[7, 8], [7, 8]]), validation=True)
+
+
+@pytest.mark.parametrize("validation", [False, True])
+@pytest.mark.parametrize(
+    "test_users", [(0, 1, 2), (0, 2)], ids=["user-only-in-test", "gap-in-the-ids"]
+)
+def test_benchmark_names_users_without_training_ratings(validation, test_users):
+    train = frame([(u, i, 4, i) for u in (0, 2) for i in (1, 2)])
+    test = frame([(u, 5, 4, 99) for u in test_users])
+    negatives = np.full((len(test_users), 2), 7)
+    with pytest.raises(ValueError, match=r"1 users \(e\.g\. user_id 1\) have no training ratings"):
+        from_benchmark(train, test, negatives, validation=validation)

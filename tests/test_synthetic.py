@@ -147,15 +147,15 @@ def test_ml100k_layout_matches_the_real_file(ml100k_dir, tmp_path):
     assert line.fullmatch(_first_line(write_raw(generate(30, 100, 1000), tmp_path, "ml-100k")))
 
 
-def test_ml1m_layout_uses_double_colons(small, tmp_path):
-    path = write_raw(small, tmp_path, "ml-1m")
+def test_ml10m_layout_uses_double_colons(small, tmp_path):
+    path = write_raw(small, tmp_path, "ml-10m")
     row = next(small.itertuples(index=False))
     assert path == tmp_path / "ratings.dat"
     assert _first_line(path) == f"{row.user_id}::{row.item_id}::{row.rating:g}::{row.timestamp}\n"
     data = path.read_bytes()
     assert b"\t" not in data
     assert re.search(rb"::[0-4]\.5::", data)  # half stars as in ML-10M
-    assert b".0::" not in data  # whole stars as "4", as in ML-1M
+    assert b".0::" not in data  # whole stars as "4", as GroupLens writes them
 
 
 def test_csv_layout_has_movielens_header_and_one_decimal(small, tmp_path):
@@ -175,12 +175,23 @@ def test_writer_refuses_what_movielens_cannot_hold(small, tmp_path):
         write_raw(off_grid, tmp_path, "ml-csv")
 
 
+@pytest.mark.parametrize("raw_format", ["ml-100k", "ml-1m"])
+def test_whole_star_layouts_refuse_half_stars(small, tmp_path, raw_format):
+    with pytest.raises(
+        ValueError,
+        match=f"The {raw_format} layout holds whole stars only.*"
+        "Write them as ml-10m or ml-csv, which hold half stars",
+    ):
+        write_raw(small, tmp_path, raw_format)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     ("raw_format", "loader_format", "half_stars"),
     [
         ("ml-100k", "ml-100k", False),
         ("ml-1m", "ml-1m", False),
-        ("ml-1m", "ml-10m", True),
+        ("ml-10m", "ml-10m", True),
         ("ml-csv", "ml-csv", True),
     ],
 )
