@@ -6,6 +6,7 @@ because the SageMaker host names only resolve on docker's network.
 """
 
 import json
+import math
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import time
 import pytest
 import torch
 
+from training.config import TrainConfig
 from training.distributed import ProcessGroup
 
 # 19 400 training positives: batches of 1021 leave a last batch of one row, so rank 1 gets an
@@ -144,3 +146,16 @@ def test_sigterm_to_one_rank_stops_both_and_both_resume(two_ranks, single, tmp_p
         assert code == 0, err
         assert "resuming from" in err
     assert_same_training(tmp_path / "algo-1", single)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_every_optimiser_steps_weights_sum_to_one_over_ranks_and_micro_batches(world_size):
+    """1,950 rows in micro-batches of 85, three a step: the last step has 85 + 80 rows."""
+    from training.train import _micro_batch
+
+    config = TrainConfig(batch_size=85, grad_accumulation=3)
+    totals = [0.0] * math.ceil(1950 / (85 * 3))
+    for step in range(math.ceil(1950 / 85)):
+        for rank in range(world_size):
+            totals[step // 3] += _micro_batch(step, config, 1950, ProcessGroup(rank, world_size))[1]
+    assert totals == pytest.approx([1.0] * len(totals))

@@ -37,7 +37,8 @@ def data(processed_dir):
 
 def test_mixed_precision_is_bf16_on_hopper_class_gpus():
     precision = _Precision(CUDA, enabled=True)
-    expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    expected = torch.bfloat16 if native_bf16 else torch.float16
     assert precision.dtype == expected
     assert precision.scaler.is_enabled() == (expected == torch.float16)
     assert _Precision(CUDA, enabled=False).dtype is None
@@ -92,6 +93,31 @@ def test_resume_on_the_gpu_after_sigterm(data, tmp_path):
     # Bit-identical on the H100 we measured, but GPU kernels are not guaranteed deterministic.
     assert resumed.metrics["test_hr@10"] == pytest.approx(reference.metrics["test_hr@10"], abs=0.03)
     assert [row["epoch"] for row in resumed.history] == [row["epoch"] for row in reference.history]
+
+
+@pytest.mark.parametrize("writer", ["cpu", "eager"])
+def test_a_graphed_run_resumes_a_checkpoint_written_without_graphs(
+    data, processed_dir, tmp_path, writer
+):
+    """Adam's ``capturable`` comes from the resuming run, not the checkpoint: capture needs it."""
+    config = TrainConfig(model="neumf", learning_rate=0.01, **FAST)
+    store = CheckpointStore(tmp_path)
+    if writer == "cpu":
+        first = (config, TrainingData.load(processed_dir, CPU), CPU)
+    else:
+        first = (dataclasses.replace(config, cuda_graphs=False), data, CUDA)
+    first_config, first_data, device = first
+    with pytest.raises(TrainingInterrupted, match="saved"):
+        fit(
+            first_config,
+            first_data,
+            device=device,
+            checkpoints=store,
+            stop=StopAfter(25),
+            progress=False,
+        )
+    resumed = fit(config, data, device=CUDA, checkpoints=store, progress=False)
+    assert [row["epoch"] for row in resumed.history] == list(range(config.epochs + 1))
 
 
 def test_a_gpu_trained_artifact_serves_on_cpu(processed_dir, tmp_path):

@@ -1,10 +1,21 @@
-"""Model shapes, gradients, the factored first MLP layer, and NeuMF pre-training."""
+"""Model shapes, gradients, the factored first MLP layer, NeuMF pre-training, and loading."""
+
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from training.models import GMF, MLP, NeuMF, build_model, count_parameters, gather_rows
+from training.artifacts import ArtifactError, load_model, save_model
+from training.models import (
+    GMF,
+    MLP,
+    NeuMF,
+    architecture,
+    build_model,
+    count_parameters,
+    gather_rows,
+)
 
 N_USERS, N_ITEMS = 11, 17
 
@@ -87,3 +98,51 @@ def test_neumf_pretrained_with_alpha_one_is_the_gmf():
     torch.testing.assert_close(
         neumf(users, items), 0.5 * gmf(users, items) + 0.5 * mlp(users, items)
     )
+
+
+def _empty_weights(folder):
+    (folder / "model.pt").write_bytes(b"")
+
+
+def _garbage_weights(folder):
+    (folder / "model.pt").write_bytes(b"not a model")
+
+
+def _a_tensor_for_weights(folder):
+    torch.save(torch.zeros(3), folder / "model.pt")
+
+
+def _negative_users(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["architecture"]["n_users"] = -1
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _weights_of_another_size(folder):
+    torch.save(GMF(N_USERS + 1, N_ITEMS, 8).state_dict(), folder / "model.pt")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_empty_weights, r"model\.pt is unreadable \(EOFError\)"),
+        (_garbage_weights, r"model\.pt is unreadable \(UnpicklingError\)"),
+        (_a_tensor_for_weights, r"model\.pt holds a Tensor, not a state_dict"),
+        (
+            _negative_users,
+            r"config\.json is not a model config: RuntimeError\(.*negative dimension",
+        ),
+        (
+            _weights_of_another_size,
+            r"model\.pt does not match config\.json: (?s:.*)size mismatch for user_embedding",
+        ),
+    ],
+)
+def test_a_broken_model_file_is_an_artifact_error(tmp_path, breakage, message):
+    """Training (pre-trained channels), evaluation and serving all load through load_model."""
+    arch = architecture("gmf", N_USERS, N_ITEMS, 8, (16, 8))
+    save_model(tmp_path, GMF(N_USERS, N_ITEMS, 8), {"architecture": arch}, {})
+    load_model(tmp_path)
+    breakage(tmp_path)
+    with pytest.raises(ArtifactError, match=message):
+        load_model(tmp_path)

@@ -95,3 +95,13 @@ def test_without_a_server_or_a_local_store_training_is_not_tracked(tmp_path, mon
         assert tracking.default_tracking_uri(tmp_path / "image") is None
     assert "MLFLOW_TRACKING_URI" in caplog.text
     assert not (tmp_path / "image").exists()
+
+
+def test_a_local_store_that_cannot_be_made_turns_tracking_off(tmp_path, caplog):
+    """A read-only working directory, say: training goes on untracked."""
+    from training import tracking
+
+    (tmp_path / "a-file").write_text("")
+    with caplog.at_level("WARNING", logger="training.tracking"):
+        assert tracking.default_tracking_uri(tmp_path / "a-file" / "mlruns") is None
+    assert "cannot keep a local store" in caplog.text and "not tracking" in caplog.text

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,14 @@ from training.config import ConfigError, TrainConfig
 from training.data import TrainingData
 from training.evaluate import evaluate_holdout
 from training.models import build_model
-from training.train import NonFiniteLossError, TrainingInterrupted, fit
+from training.train import (
+    NonFiniteLossError,
+    TrainingInterrupted,
+    _Checkpointed,
+    _Precision,
+    _TrainState,
+    fit,
+)
 
 CPU = torch.device("cpu")
 FAST = {"epochs": 3, "batch_size": 256, "num_factors": 8, "layers": (16, 8), "patience": 3}
@@ -139,6 +147,88 @@ def test_corrupt_checkpoint_is_a_clear_error(data, tmp_path):
         fit(config, data, device=CPU, checkpoints=CheckpointStore(tmp_path), progress=False)
 
 
+def test_resuming_with_more_patience_goes_on(data, tmp_path):
+    impatient = TrainConfig(
+        model="gmf", learning_rate=1e-9, **(FAST | {"epochs": 5, "patience": 1})
+    )
+    store = CheckpointStore(tmp_path)
+    stopped = fit(impatient, data, device=CPU, checkpoints=store, progress=False)
+    assert len(stopped.history) < 6
+    patient = dataclasses.replace(impatient, patience=10)
+    resumed = fit(patient, data, device=CPU, checkpoints=store, progress=False)
+    reference = fit(patient, data, device=CPU, progress=False)
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3, 4, 5]
+    assert [r["train_loss"] for r in resumed.history[1:]] == pytest.approx(
+        [r["train_loss"] for r in reference.history[1:]], rel=1e-6
+    )
+    assert resumed.metrics["test_hr@10"] == reference.metrics["test_hr@10"]
+
+
+def checkpointed(data, config, capturable=False, fp16=False):
+    """What fit checkpoints, built as a run with these settings would build it."""
+    model = build_model(config.model, data.n_users, data.n_items, 8, (16, 8))
+    optimizer = torch.optim.Adam(model.parameters(), fused=True, capturable=capturable)
+    return _Checkpointed(model, optimizer, None, torch.amp.GradScaler("cpu", enabled=fp16))
+
+
+@pytest.mark.parametrize("capturable", [True, False])
+def test_a_resumed_optimiser_keeps_this_runs_capturable_flag(data, tmp_path, capturable):
+    """A CUDA graph needs a capturable Adam, whatever device or setting wrote the checkpoint."""
+    config = TrainConfig(model="gmf", **(FAST | {"epochs": 1}))
+    store = CheckpointStore(tmp_path)
+    fit(config, data, device=CPU, checkpoints=store, progress=False)
+    saved = store.load()
+    for group in saved["optimizer"]["param_groups"]:
+        group["capturable"] = not capturable
+    parts = checkpointed(data, config, capturable=capturable)
+    _TrainState.restore(saved, config, parts, store)
+    assert [group["capturable"] for group in parts.optimizer.param_groups] == [capturable]
+
+
+def test_the_fp16_loss_scale_is_checkpointed(data, tmp_path):
+    config = TrainConfig(model="gmf", **FAST)
+    store = CheckpointStore(tmp_path)
+    running = checkpointed(data, config, fp16=True)
+    running.scaler.load_state_dict(running.scaler.state_dict() | {"scale": 512.0})
+    saved = _TrainState().snapshot(running, config)
+    resumed = checkpointed(data, config, fp16=True)
+    _TrainState.restore(saved, config, resumed, store)
+    assert resumed.scaler.get_scale() == 512.0
+    # a checkpoint of an older version (no scaler), or of a run without loss scaling: a fresh scale
+    for older in ({k: v for k, v in saved.items() if k != "scaler"}, saved | {"scaler": {}}):
+        fresh = checkpointed(data, config, fp16=True)
+        _TrainState.restore(older, config, fresh, store)
+        assert fresh.scaler.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+
+
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not")
+def test_fp16_where_bf16_is_only_emulated(monkeypatch):
+    """T4 and V100 emulate bf16 (is_bf16_supported's default says yes); they get fp16."""
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
+    assert _Precision(torch.device("cuda"), enabled=True).dtype == torch.float16
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dropout": 0.1}, "hyperparameters dropout are unknown"),
+        ({"seed": -1}, r"refuses \(seed must be >= 0, got -1\)"),
+        ({"layers": 7}, "refuses"),
+    ],
+)
+def test_a_checkpoint_of_another_code_version_is_named(data, tmp_path, change, message):
+    config = TrainConfig(model="gmf", **(FAST | {"epochs": 1}))
+    store = CheckpointStore(tmp_path)
+    fit(config, data, device=CPU, checkpoints=store, progress=False)
+    saved = store.load()
+    saved["config"] |= change
+    store.save(saved)
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(store.path))}.*{message}"):
+        fit(config, data, device=CPU, checkpoints=store, progress=False)
+
+
 def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
     store = CheckpointStore(tmp_path)
     fit(TrainConfig(model="gmf", **FAST), data, device=CPU, checkpoints=store, progress=False)
@@ -164,6 +254,7 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
         ("l2", math.inf, "l2 must be a finite number >= 0"),
         ("recency_weight", math.inf, "recency_weight must be a finite number >= 0"),
         ("recency_weight", math.nan, "recency_weight must be a finite number >= 0"),
+        ("seed", 2**32, r"seed must be < 2\*\*32 = 4294967296, got 4294967296"),
     ],
 )
 def test_out_of_range_hyperparameters(field, value, message):
@@ -171,16 +262,29 @@ def test_out_of_range_hyperparameters(field, value, message):
         dataclasses.replace(TrainConfig(), **{field: value})
 
 
-def test_gradient_accumulation_matches_the_full_batch(data):
-    # 2048 positives: every batch of 256 splits into two equal micro-batches of 128
-    trimmed = dataclasses.replace(data, users=data.users[:2048], items=data.items[:2048])
+@pytest.mark.parametrize(
+    ("rows", "accumulation"),
+    [
+        (2048, 2),  # every batch of 256 splits into two equal micro-batches of 128
+        (1950, 2),  # the last step: a full micro-batch and one of 30 rows
+        (1880, 2),  # the last step: a single micro-batch of 88 rows
+        (1950, 3),  # micro-batches of 85: the last step has two, of 85 and 80 rows
+    ],
+)
+def test_gradient_accumulation_matches_the_full_batch(data, rows, accumulation):
+    trimmed = dataclasses.replace(data, users=data.users[:rows], items=data.items[:rows])
     whole = TrainConfig(model="neumf", learning_rate=0.01, **(FAST | {"epochs": 1}))
-    halves = dataclasses.replace(whole, batch_size=whole.batch_size // 2, grad_accumulation=2)
+    micro = dataclasses.replace(
+        whole, batch_size=whole.batch_size // accumulation, grad_accumulation=accumulation
+    )
+    if accumulation == 3:
+        whole = dataclasses.replace(whole, batch_size=micro.batch_size * accumulation)
     a = fit(whole, trimmed, device=CPU, progress=False)
-    b = fit(halves, trimmed, device=CPU, progress=False)
+    b = fit(micro, trimmed, device=CPU, progress=False)
     for name, value in a.model.state_dict().items():
         torch.testing.assert_close(b.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
-    no_accumulation = dataclasses.replace(halves, grad_accumulation=1)
+    assert b.history[1]["train_loss"] == pytest.approx(a.history[1]["train_loss"], rel=1e-5)
+    no_accumulation = dataclasses.replace(micro, grad_accumulation=1)
     c = fit(no_accumulation, trimmed, device=CPU, progress=False)
     assert not torch.allclose(c.model.predict.weight, a.model.predict.weight)
 
@@ -236,7 +340,7 @@ def test_cuda_graphs_only_for_a_plain_single_gpu_step(
     device, config_changes, world_size, fp16, expected
 ):
     from training.distributed import ProcessGroup
-    from training.train import _graphs_apply, _Precision
+    from training.train import _graphs_apply
 
     precision = _Precision(CPU, enabled=False)
     if fp16:

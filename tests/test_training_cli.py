@@ -4,6 +4,7 @@ as a bring-your-own container (no SM_* variables, only /opt/ml files and a check
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,8 +16,9 @@ import pytest
 import torch
 
 import training.__main__ as cli
-from training.artifacts import load_model
+from training.artifacts import load_model, save_model
 from training.evaluate import evaluate_artifact
+from training.models import architecture, build_model
 
 FAST = ["--epochs", "2", "--num-factors", "8", "--layers", "16", "8", "--batch-size", "256"]
 
@@ -99,6 +101,7 @@ def test_channel_without_a_processed_split(sm_env, monkeypatch, capsys):
         (["--layers", "0"], "every layer size must be >= 1"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
         (["--seed", "-1"], "seed must be >= 0, got -1"),
+        (["--seed", "20000000000000"], "seed must be < 2**32 = 4294967296, got 20000000000000"),
     ],
 )
 def test_out_of_range_hyperparameters_fail_before_training(sm_env, capsys, flags, message):
@@ -143,7 +146,63 @@ def test_pretrained_with_other_sizes_is_refused(sm_env, monkeypatch, capsys):
     argv = ["--model", "neumf", "--num-factors", "8", "--layers", "16", "8"]
     argv += ["--pretrained-gmf", str(sm_env / "gmf"), "--pretrained-mlp", str(sm_env / "mlp")]
     assert cli.main(argv) == 1
-    assert "pre-trained GMF does not fit" in capsys.readouterr().err
+    assert "pre-trained GMF (gmf channel, " in capsys.readouterr().err
+
+
+@pytest.fixture
+def failure_file(sm_env, monkeypatch):
+    """Where SageMaker reads a failed job's reason."""
+    output = sm_env / "sm-output"
+    output.mkdir()
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(output))
+    return output / "failure"
+
+
+def fresh_half(folder, model, n_items=400, num_factors=8, layers=(16, 8)):
+    """A model folder as training writes it, for the synthetic split's 300 users."""
+    arch = architecture(model, 300, n_items, num_factors, layers)
+    save_model(
+        folder, build_model(model, 300, n_items, num_factors, layers), {"architecture": arch}, {}
+    )
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("gmf", "mlp", "message"),
+    [
+        (
+            {"n_items": 401},
+            {},
+            r"pre-trained GMF \(gmf channel, \S+\) does not fit: its item_embedding.weight is "
+            r"\(401, 8\), this run needs \(400, 8\)",
+        ),
+        (
+            {},
+            {"layers": (16, 12, 8)},
+            r"pre-trained MLP \(mlp channel, \S+\) does not fit: its tower.0.weight is "
+            r"\(12, 16\), this run needs \(10, 16\)",
+        ),
+        ({}, {"layers": (16, 10)}, r"its tower.1.weight is missing, this run needs \(8, 10\)"),
+        ({"model": "mlp"}, {}, r"pre-trained GMF \(gmf channel, \S+\) is a MLP model, not a GMF"),
+    ],
+)
+def test_pretrained_weights_of_other_shapes_are_named(
+    sm_env, failure_file, capsys, gmf, mlp, message
+):
+    gmf_dir = fresh_half(sm_env / "gmf", **({"model": "gmf"} | gmf))
+    mlp_dir = fresh_half(sm_env / "mlp", **({"model": "mlp"} | mlp))
+    argv = ["--model", "neumf", *FAST[:2], "--layers", "16", "10", "8"]
+    argv += ["--pretrained-gmf", str(gmf_dir), "--pretrained-mlp", str(mlp_dir)]
+    assert cli.main(argv) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert re.search(message, failure_file.read_text())
+
+
+def test_gpu_true_without_cuda_fails_with_the_reason(sm_env, failure_file, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["--model", "gmf", "--gpu", "true", *FAST]) == 1
+    assert "--gpu true was asked for but PyTorch sees no CUDA device" in capsys.readouterr().err
+    assert "--gpu true was asked for" in failure_file.read_text()
 
 
 def run_cli(env, args, **kwargs):

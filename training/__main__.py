@@ -28,7 +28,7 @@ from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainC
 from training.distributed import process_group
 from training.sagemaker_contract import ContractError, TrainingContract
 from training.tracking import default_tracking_uri
-from training.train import NonFiniteLossError, TrainingInterrupted, resolve_device
+from training.train import DeviceError, NonFiniteLossError, TrainingInterrupted, resolve_device
 
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what an orchestrator expects from a stopped job
 
@@ -48,7 +48,7 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
     flag("--learning-rate", "Adam's step size", type=float)
     flag("--gpu", "auto: CUDA when there is one", type=str.lower, choices=GPU_CHOICES)
     flag("--epochs", "at most; early stopping on validation may end sooner", type=int)
-    flag("--batch-size", "positives per step (each with negatives)", type=int)
+    flag("--batch-size", "positives per micro-batch (each with negatives)", type=int)
     flag("--num-negatives", "negatives sampled per positive, afresh each epoch", type=int)
     flag(
         "--loss",
@@ -75,7 +75,11 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
         "replay each training step as one CUDA graph (GPU only; false to debug eagerly)",
         type=_bool,
     )
-    flag("--grad-accumulation", "batches summed into one optimiser step", type=int)
+    flag(
+        "--grad-accumulation",
+        "micro-batches per optimiser step, which averages the loss over all their rows",
+        type=int,
+    )
     flag("--top-k", "K of HR@K, NDCG@K and MAP@K", type=int)
     flag(
         "--refit",
@@ -203,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     except ConfigError as exc:
         return _fail(f"invalid hyperparameter: {exc}", 2, contract)
-    except (ManifestError, SchemaError, ArtifactError, CheckpointError, NonFiniteLossError) as exc:
+    except (
+        ManifestError,
+        SchemaError,
+        ArtifactError,
+        CheckpointError,
+        NonFiniteLossError,
+        DeviceError,
+    ) as exc:
         return _fail(str(exc), 1, contract)
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from preprocessing.schema import SchemaError, read_table, write_table
+from training.checkpoint import UNREADABLE
 from training.models import build_model
 
 MODEL_FILE = "model.pt"
@@ -89,14 +90,13 @@ def load_model(
             arch["num_factors"],
             tuple(arch["layers"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:  # ValueError: bad JSON or model name
+    # ValueError: bad JSON or model name; RuntimeError: sizes no tensor can have (n_users < 0)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{folder / CONFIG_FILE} is not a model config: {exc!r}") from exc
     try:
-        model.load_state_dict(torch.load(folder / weights, map_location=device, weights_only=True))
-    except RuntimeError as exc:  # a truncated file, or weights of another architecture
-        raise ArtifactError(
-            f"{folder / weights} is unreadable or does not match config.json: {exc}"
-        ) from exc
+        model.load_state_dict(_read_state_dict(folder / weights, device))
+    except RuntimeError as exc:  # weights of another architecture
+        raise ArtifactError(f"{folder / weights} does not match config.json: {exc}") from exc
     # NaN or infinite weights give NaN or infinite scores: rankings would be noise, and a JSON
     # answer could not even carry the scores.
     broken = [name for name, value in model.state_dict().items() if not value.isfinite().all()]
@@ -106,6 +106,19 @@ def load_model(
             "that wrote it diverged; train the model again (e.g. with a lower --learning-rate)."
         )
     return model.to(device), config
+
+
+def _read_state_dict(path: Path, device: torch.device | str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except UNREADABLE as exc:
+        raise ArtifactError(
+            f"{path} is unreadable ({type(exc).__name__}): empty, cut short, not written by "
+            "torch.save, or not open to this process; train the model again or copy it anew"
+        ) from exc
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{path} holds a {type(state).__name__}, not a state_dict of weights")
+    return state
 
 
 def read_artifact_table(path: Path, schema: pa.Schema) -> pa.Table:

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# What torch.load raises for a file it cannot read: truncated, empty, not a torch file, no access.
+UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError)
 
 
 class CheckpointError(RuntimeError):
@@ -50,7 +52,7 @@ class CheckpointStore:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
+        except UNREADABLE as exc:
             raise CheckpointError(
                 f"The checkpoint {self.path} is corrupt or unreadable ({exc}). Delete it to "
                 "start from scratch, or point --checkpoint-dir at another folder."

@@ -26,7 +26,8 @@ class TrainConfig:
     layers: tuple[int, ...] = (64, 32, 16, 8)
     learning_rate: float = 0.001
     epochs: int = 20
-    # Positives per optimiser step; each brings ``num_negatives`` sampled negatives along.
+    # Positives per micro-batch; each brings ``num_negatives`` sampled negatives along. An
+    # optimiser step averages the loss over ``grad_accumulation`` micro-batches' rows.
     batch_size: int = 1024
     num_negatives: int = 4
     loss: str = "bce"
@@ -83,6 +84,8 @@ class TrainConfig:
                 f"recency_weight must be a finite number >= 0, got {self.recency_weight}",
             ),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            # epoch_generator multiplies it by about 2**20 into a 64-bit generator seed
+            (self.seed < 2**32, f"seed must be < 2**32 = {2**32}, got {self.seed}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (0.0 <= self.alpha <= 1.0, f"alpha must lie in [0, 1], got {self.alpha}"),
             (
@@ -103,7 +106,8 @@ class TrainConfig:
         return values
 
     def resumable_with(self, other: TrainConfig) -> bool:
-        """A checkpoint may continue with more epochs or patience, nothing else may change."""
+        """A checkpoint may continue with other epochs or patience, and on another device
+        (gpu, amp, cuda_graphs); every other hyperparameter must be the same."""
         mine, theirs = self.to_dict(), other.to_dict()
         for loose in ("epochs", "patience", "gpu", "amp", "cuda_graphs"):
             mine.pop(loose)

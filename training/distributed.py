@@ -46,14 +46,17 @@ class ProcessGroup:
         """Rank 0 alone writes the model folder, checkpoints and MLflow."""
         return self.rank == 0
 
-    def shard(self, start: int, end: int) -> tuple[slice, float]:
-        """This rank's rows of the global batch ``[start, end)`` and their share of it.
+    def shard(self, start: int, end: int, step_rows: int | None = None) -> tuple[slice, float]:
+        """This rank's rows of the global batch ``[start, end)`` and their share of the step.
 
-        Strided, so shards differ by at most a row. A rank's mean loss times its share, summed
-        over ranks, is the mean over the global batch, an uneven last batch included.
+        Strided, so shards differ by at most a row. The share is of the ``step_rows`` rows that
+        one optimiser step accumulates (default: this batch's): a rank's mean loss times its
+        share, summed over ranks and the step's batches, is the mean over the step's rows,
+        uneven batches included.
         """
         rows = range(start + self.rank, end, self.world_size)
-        return slice(rows.start, rows.stop, rows.step), len(rows) / (end - start)
+        share = len(rows) / (end - start if step_rows is None else step_rows)
+        return slice(rows.start, rows.stop, rows.step), share
 
     def reduce_step(
         self, parameters: Iterable[torch.Tensor], loss: torch.Tensor, stop: bool

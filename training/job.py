@@ -27,7 +27,7 @@ from training.config import TrainConfig
 from training.data import TrainingData
 from training.distributed import LOCAL, ProcessGroup
 from training.metrics import prefixed
-from training.models import GMF, MLP, NeuMF, architecture
+from training.models import NeuMF, architecture
 from training.tracking import Tracker
 from training.train import FitResult, evaluate_untrained, fit, resolve_device
 
@@ -164,21 +164,35 @@ def _initial_model(
         )
     gmf, _ = load_model(pretrained_gmf, weights=_weights_file(pretrained_gmf, selection))
     mlp, _ = load_model(pretrained_mlp, weights=_weights_file(pretrained_mlp, selection))
-    expected = {
-        "GMF": (gmf, GMF, (data.n_users, config.num_factors), gmf.user_embedding.weight.shape),
-        "MLP": (mlp, MLP, (data.n_users, config.layers[0] // 2), mlp.user_embedding.weight.shape),
-    }
-    for name, (model, kind, want, got) in expected.items():
-        if not isinstance(model, kind) or tuple(got) != want:
-            raise ArtifactError(
-                f"the pre-trained {name} does not fit: its user embedding is {tuple(got)}, this "
-                f"run needs {want} (same data, --num-factors and --layers as the pre-training)"
-            )
-    if len(mlp.tower) != len(config.layers) - 1:
-        raise ArtifactError("the pre-trained MLP has other --layers than this run")
     neumf = NeuMF(data.n_users, data.n_items, config.num_factors, config.layers)
+    _check_fits("GMF", pretrained_gmf, gmf, neumf.gmf)
+    _check_fits("MLP", pretrained_mlp, mlp, neumf.mlp)
     neumf.load_pretrained(gmf, mlp, config.alpha)
     return neumf
+
+
+def _check_fits(
+    name: str, folder: Path, pretrained: torch.nn.Module, half: torch.nn.Module
+) -> None:
+    """Every weight of NeuMF's half must have its pre-trained counterpart's shape; else
+    load_pretrained would fail with a bare size mismatch."""
+    where = f"the pre-trained {name} ({name.lower()} channel, {folder})"
+    if type(pretrained) is not type(half):
+        raise ArtifactError(f"{where} is a {type(pretrained).__name__} model, not a {name}")
+    got, want = _shapes(pretrained), _shapes(half)
+    for key in [*want, *sorted(got.keys() - want.keys())]:  # the model's order: weight, bias
+        if got.get(key) != want.get(key):
+            raise ArtifactError(
+                f"{where} does not fit: its {key} is "
+                f"{got.get(key, 'missing')}, this run needs {want.get(key, 'none')} (same data, "
+                "--num-factors and --layers as the pre-training)"
+            )
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    """The shapes of the weights NeuMF takes over (each half's own output layer is blended)."""
+    state = model.state_dict()
+    return {k: tuple(v.shape) for k, v in state.items() if not k.startswith("predict.")}
 
 
 def _weights_file(folder: Path, selection: bool) -> str:

@@ -31,14 +31,19 @@ def local_tracking_uri(folder: Path) -> str:
 
 def default_tracking_uri(folder: Path) -> str | None:
     """Where runs go without ``MLFLOW_TRACKING_URI``: a local SQLite store where MLflow can keep
-    one, nothing in the training image (it ships only the ``mlflow-skinny`` client)."""
+    one, nothing in the training image (it ships only the ``mlflow-skinny`` client) or where the
+    folder cannot be made."""
     if importlib.util.find_spec("sqlalchemy") is None:
         log.info(
             "MLflow: no MLFLOW_TRACKING_URI and no local store in this environment; not tracking "
             "(give the job MLFLOW_TRACKING_URI to log to a server)"
         )
         return None
-    return local_tracking_uri(folder)
+    try:
+        return local_tracking_uri(folder)
+    except OSError as exc:  # e.g. a read-only working directory
+        log.warning("MLflow: cannot keep a local store in %s (%s); not tracking", folder, exc)
+        return None
 
 
 class Tracker:

@@ -50,6 +50,10 @@ class TrainingInterrupted(RuntimeError):
     """SIGTERM arrived; the checkpoint holds everything needed to resume."""
 
 
+class DeviceError(RuntimeError):
+    """The device asked for is not there; the message says what to check."""
+
+
 @dataclass
 class FitResult:
     model: nn.Module
@@ -64,7 +68,7 @@ def resolve_device(gpu: str) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if gpu == "true":
-        raise RuntimeError(
+        raise DeviceError(
             "--gpu true was asked for but PyTorch sees no CUDA device "
             f"(torch {torch.__version__}, cuda build: {torch.version.cuda}). Use --gpu auto or "
             "false, or check the NVIDIA driver / container toolkit (lesson 01)."
@@ -110,7 +114,9 @@ class _Precision:
         self.device = device
         self.dtype = None
         if enabled and device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # Not emulated bf16 (T4, V100): it runs without tensor cores, fp16 runs with them.
+            native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+            self.dtype = torch.bfloat16 if native_bf16 else torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
 
     def autocast(self):
@@ -153,10 +159,11 @@ def fit(
     )
     averaged = weight_average(model, config.ema_decay)
     evaluated = model if averaged is None else averaged.module  # what is selected and kept
+    parts = _Checkpointed(model, optimizer, averaged, precision.scaler)
     state = _TrainState()
     resumed = checkpoints.load() if checkpoints else None
     if resumed is not None:
-        state = _TrainState.restore(resumed, config, model, optimizer, averaged, checkpoints)
+        state = _TrainState.restore(resumed, config, parts, checkpoints)
 
     sampler = NegativeSampler(data.users, data.items, data.n_items)
     recency = _recency_weights(data, config.recency_weight)
@@ -171,7 +178,8 @@ def fit(
 
     graphed_step = GraphedStep(batch_loss, optimizer, config.batch_size) if graphed else None
     rows_per_epoch = len(data.users)
-    steps = math.ceil(rows_per_epoch / config.batch_size)
+    steps = math.ceil(rows_per_epoch / config.batch_size)  # micro-batches
+    optimiser_steps = math.ceil(steps / config.grad_accumulation)
     if data.validation is not None and not state.history:
         # The starting point is a candidate too: a pre-trained NeuMF may need no fine-tuning,
         # and the curves of a fresh model start from its untrained scores.
@@ -195,8 +203,7 @@ def fit(
         model.train()
         step_loss = torch.zeros(())
         for step in range(state.step, steps):
-            first = step * config.batch_size
-            rows, share = group.shard(first, min(first + config.batch_size, rows_per_epoch))
+            rows, share = _micro_batch(step, config, rows_per_epoch, group)
             batch = (users[rows], candidates[rows], None if weights is None else weights[rows])
             if graphed_step is not None:
                 state.pending_loss = state.pending_loss + graphed_step(*batch)
@@ -204,7 +211,7 @@ def fit(
             else:
                 if share:  # a last batch smaller than the world leaves some ranks without rows
                     loss = share * batch_loss(*batch)
-                    precision.scaler.scale(loss / config.grad_accumulation).backward()
+                    precision.scaler.scale(loss).backward()
                     step_loss = step_loss + loss.detach()
                 if (step + 1) % config.grad_accumulation and step + 1 < steps:
                     continue
@@ -218,8 +225,8 @@ def fit(
                 averaged.update_parameters(model)
             if stopping and step + 1 < steps:
                 state.step = step + 1
-                _interrupt(checkpoints, state, model, optimizer, averaged, config, epoch, group)
-        train_loss = float(state.pending_loss) / steps
+                _interrupt(checkpoints, state, parts, config, epoch, group)
+        train_loss = float(state.pending_loss) / optimiser_steps
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
@@ -235,9 +242,9 @@ def fit(
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         state.epoch, state.step, state.pending_loss = epoch + 1, 0, torch.zeros(())
         if checkpoints:
-            checkpoints.save(state.snapshot(model, optimizer, averaged, config))
+            checkpoints.save(state.snapshot(parts, config))
         if group.any_rank(bool(stop)) and epoch + 1 < config.epochs and not state.stopped_early:
-            _interrupt(checkpoints, state, model, optimizer, averaged, config, epoch + 1, group)
+            _interrupt(checkpoints, state, parts, config, epoch + 1, group)
 
     model.load_state_dict(state.best_state or evaluated.state_dict())
     return FitResult(
@@ -255,6 +262,21 @@ def evaluate_untrained(
     model = model.to(device)
     metrics = prefixed("test", evaluate_test(model, data, config.top_k))
     return FitResult(model, [], 0, metrics | {"epochs_run": 0, "mean_epoch_seconds": 0.0})
+
+
+def _micro_batch(
+    step: int, config: TrainConfig, rows_per_epoch: int, group: ProcessGroup
+) -> tuple[slice, float]:
+    """This rank's rows of micro-batch ``step`` and their weight in its optimiser step's loss.
+
+    The weight is the rows' share of all the rows the step accumulates, so A micro-batches of B
+    take the step one batch of A·B would, a short last micro-batch or step included.
+    """
+    first = step * config.batch_size
+    step_first = first - step % config.grad_accumulation * config.batch_size
+    step_last = min(step_first + config.grad_accumulation * config.batch_size, rows_per_epoch)
+    last = min(first + config.batch_size, rows_per_epoch)
+    return group.shard(first, last, step_rows=step_last - step_first)
 
 
 def _epoch_batches(
@@ -312,6 +334,37 @@ def _final_metrics(
     }
 
 
+@dataclass
+class _Checkpointed:
+    """The objects whose state a checkpoint holds besides the loop's own counters."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    averaged: AveragedModel | None
+    scaler: torch.amp.GradScaler
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "averaged": None if self.averaged is None else self.averaged.state_dict(),
+            "scaler": self.scaler.state_dict(),  # empty unless fp16 loss scaling is on
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["model"])
+        # Loading brings back the saved ``capturable``; a CUDA graph needs this run's, whatever
+        # device or --cuda-graphs setting wrote the checkpoint.
+        capturable = [group["capturable"] for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(saved["optimizer"])
+        for group, flag in zip(self.optimizer.param_groups, capturable, strict=True):
+            group["capturable"] = flag
+        if self.averaged is not None:
+            self.averaged.load_state_dict(saved["averaged"])
+        if saved.get("scaler"):  # older checkpoints have none, a disabled scaler saves {}
+            self.scaler.load_state_dict(saved["scaler"])
+
+
 class _TrainState:
     """Everything a checkpoint must hold to continue exactly where the run stopped."""
 
@@ -338,18 +391,10 @@ class _TrainState:
             self.bad_epochs += 1
             self.stopped_early = self.bad_epochs >= config.patience
 
-    def snapshot(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        averaged: AveragedModel | None,
-        config: TrainConfig,
-    ) -> dict[str, Any]:
+    def snapshot(self, parts: _Checkpointed, config: TrainConfig) -> dict[str, Any]:
         return {
             "config": config.to_dict(),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "averaged": None if averaged is None else averaged.state_dict(),
+            **parts.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
             "pending_loss": self.pending_loss.detach().cpu(),
@@ -366,37 +411,50 @@ class _TrainState:
         cls,
         saved: dict[str, Any],
         config: TrainConfig,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        averaged: AveragedModel | None,
+        parts: _Checkpointed,
         store: CheckpointStore,
     ) -> _TrainState:
-        if not config.resumable_with(TrainConfig(**saved["config"])):
+        if not config.resumable_with(_saved_config(saved, store)):
             raise CheckpointError(
                 f"{store.path} was written by a run with other hyperparameters "
                 f"({saved['config']}). Use a new --checkpoint-dir for a new configuration."
             )
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if averaged is not None:
-            averaged.load_state_dict(saved["averaged"])
+        parts.load_state_dict(saved)
         state = cls()
         state.epoch, state.step = saved["epoch"], saved["step"]
-        state.pending_loss = saved["pending_loss"].to(next(model.parameters()).device)
+        state.pending_loss = saved["pending_loss"].to(next(parts.model.parameters()).device)
         state.history = saved["history"]
         state.best_state = saved["best_state"]
         state.best_epoch, state.best_score = saved["best_epoch"], saved["best_score"]
-        state.bad_epochs, state.stopped_early = saved["bad_epochs"], saved["stopped_early"]
+        state.bad_epochs = saved["bad_epochs"]
+        # Not the saved flag: a resume may bring more patience (resumable_with allows it).
+        state.stopped_early = state.bad_epochs >= config.patience
         log.info("resuming from %s at epoch %d, step %d", store.path, state.epoch + 1, state.step)
         return state
+
+
+def _saved_config(saved: dict[str, Any], store: CheckpointStore) -> TrainConfig:
+    """The checkpoint's hyperparameters, those of another code version named, not a TypeError."""
+    advice = "Delete it, or use a new --checkpoint-dir to start this configuration afresh."
+    unknown = sorted(set(saved["config"]) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise CheckpointError(
+            f"{store.path} was written by another version of the course code: its "
+            f"hyperparameters {', '.join(unknown)} are unknown to this one. {advice}"
+        )
+    try:
+        return TrainConfig(**saved["config"])
+    except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+        raise CheckpointError(
+            f"{store.path} holds hyperparameters this version of the course code refuses "
+            f"({exc}). {advice}"
+        ) from exc
 
 
 def _interrupt(
     checkpoints: CheckpointStore | None,
     state: _TrainState,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    averaged: AveragedModel | None,
+    parts: _Checkpointed,
     config: TrainConfig,
     epoch: int,
     group: ProcessGroup,
@@ -407,7 +465,7 @@ def _interrupt(
     if checkpoints is None:
         message = f"Stopped by SIGTERM at {where}; no checkpoint dir was set."
     else:
-        checkpoints.save(state.snapshot(model, optimizer, averaged, config))
+        checkpoints.save(state.snapshot(parts, config))
         message = (
             f"Stopped by SIGTERM at {where}; saved {checkpoints.path}. "
             "Start the job again with the same checkpoint dir to resume."
