@@ -18,6 +18,7 @@ from training.train import (
     NonFiniteLossError,
     TrainingInterrupted,
     _Checkpointed,
+    _positive_weights,
     _Precision,
     _TrainState,
     fit,
@@ -254,6 +255,10 @@ def test_checkpoint_of_another_configuration_is_refused(data, tmp_path):
         ("l2", math.inf, "l2 must be a finite number >= 0"),
         ("recency_weight", math.inf, "recency_weight must be a finite number >= 0"),
         ("recency_weight", math.nan, "recency_weight must be a finite number >= 0"),
+        ("latest_weight", -1.0, "latest_weight must be a finite number >= 0"),
+        ("latest_weight", math.inf, "latest_weight must be a finite number >= 0"),
+        ("latest_span", 0.0, "latest_span must be a finite number > 0"),
+        ("latest_span", math.nan, "latest_span must be a finite number > 0"),
         ("seed", 2**32, r"seed must be < 2\*\*32 = 4294967296, got 4294967296"),
     ],
 )
@@ -289,23 +294,46 @@ def test_gradient_accumulation_matches_the_full_batch(data, rows, accumulation):
     assert not torch.allclose(c.model.predict.weight, a.model.predict.weight)
 
 
-def test_timeline_position_orders_each_users_history():
-    data = TrainingData(
-        n_users=2,
-        n_items=5,
-        users=torch.tensor([1, 0, 0, 1, 0]),
-        items=torch.tensor([0, 4, 1, 2, 3]),
-        timestamps=torch.tensor([50, 30, 10, 40, 30]),
+def _history(users: list[int], items: list[int], timestamps: list[int]) -> TrainingData:
+    return TrainingData(
+        n_users=max(users) + 1,
+        n_items=max(items) + 1,
+        users=torch.tensor(users),
+        items=torch.tensor(items),
+        timestamps=torch.tensor(timestamps),
         validation=None,
         test=None,
     )
+
+
+def test_timeline_rank_orders_each_users_history():
+    data = _history([1, 0, 0, 1, 0], [0, 4, 1, 2, 3], [50, 30, 10, 40, 30])
+    rank, count = data.timeline_rank()
     # user 0: item 1 (t=10), then items 3 and 4 tie at t=30 -> larger item last
-    assert data.timeline_position().tolist() == [1.0, 1.0, 0.0, 0.0, 0.5]
+    assert rank.tolist() == [1, 2, 0, 0, 1]
+    assert count.tolist() == [2, 3, 3, 2, 3]
 
 
-def test_recency_weighting_changes_training(data):
+def test_positive_weights_favour_the_recent_and_the_last_few():
+    # user 0 has four positives (rows out of time order), user 1 one
+    data = _history([0, 0, 1, 0, 0], [3, 1, 2, 0, 2], [40, 20, 5, 10, 30])
+    assert _positive_weights(data, TrainConfig()) is None
+    recent = _positive_weights(data, TrainConfig(recency_weight=9.0))
+    # positions 1, 1/3, 0 (a lone positive), 0, 2/3 -> 1 + 9 * position**2
+    expected = torch.tensor([10.0, 2.0, 1.0, 1.0, 5.0])
+    torch.testing.assert_close(recent, expected / expected.mean())
+    latest = _positive_weights(data, TrainConfig(latest_weight=4.0, latest_span=2.0))
+    back = torch.tensor([0.0, 2.0, 0.0, 3.0, 1.0])  # positives after it in its user's history
+    expected = 1 + 4.0 * torch.exp(-back / 2.0)
+    torch.testing.assert_close(latest, expected / expected.mean())
+    both = _positive_weights(data, TrainConfig(recency_weight=9.0, latest_weight=4.0))
+    assert both.argmax() == 0 and both.mean().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("weighting", [{"recency_weight": 10.0}, {"latest_weight": 10.0}])
+def test_positive_weighting_changes_training(data, weighting):
     plain = TrainConfig(model="gmf", learning_rate=0.01, **(FAST | {"epochs": 1}))
-    weighted = dataclasses.replace(plain, recency_weight=10.0)
+    weighted = dataclasses.replace(plain, **weighting)
     a = fit(plain, data, device=CPU, progress=False)
     b = fit(weighted, data, device=CPU, progress=False)
     assert not torch.allclose(a.model.item_embedding.weight, b.model.item_embedding.weight)

@@ -116,5 +116,9 @@ def test_flags_left_out_give_the_config_defaults(tmp_path):
     assert cli.config_from_args(parser.parse_args([])) == TrainConfig()
     chosen = cli.config_from_args(parser.parse_args(["--layers", "32,16", "8", "--alpha", "0.6"]))
     assert chosen == TrainConfig(layers=(32, 16, 8), alpha=0.6)
+    latest = cli.config_from_args(
+        parser.parse_args(["--latest-weight", "20", "--latest-span", "3"])
+    )
+    assert latest == TrainConfig(latest_weight=20.0, latest_span=3.0)
     shown = " ".join(parser.format_help().split())
     assert "(default: 64 32 16 8)" in shown and "(default: true)" in shown

@@ -61,6 +61,16 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
         "extra loss weight for a user's recent positives (0: the paper's loss)",
         type=float,
     )
+    flag(
+        "--latest-weight",
+        "extra loss weight for a user's last few positives, fading with --latest-span (0: off)",
+        type=float,
+    )
+    flag(
+        "--latest-span",
+        "positives back from the latest over which that weight falls by a factor e",
+        type=float,
+    )
     flag("--seed", "initial weights, negatives and batch order all follow it", type=int)
     flag("--patience", "epochs without a better validation NDCG before stopping", type=int)
     flag("--alpha", "NeuMF from pre-trained halves: the GMF output layer's weight", type=float)

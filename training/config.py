@@ -36,6 +36,11 @@ class TrainConfig:
     # 0 (the user's oldest interaction) to 1 (the latest), normalised to mean 1. The next item a
     # user picks follows their recent taste more than their old one; 0 is the paper's loss.
     recency_weight: float = 0.0
+    # And more on the last few: + latest_weight * exp(-back / latest_span), ``back`` counting a
+    # user's positives from the latest (0). The next pick follows the session a user is in, which
+    # the last handful of picks tell better than the recent part of a long history. 0 is off.
+    latest_weight: float = 0.0
+    latest_span: float = 5.0
     seed: int = 0
     gpu: str = "auto"
     patience: int = 5
@@ -82,6 +87,14 @@ class TrainConfig:
             (
                 0 <= self.recency_weight < math.inf,
                 f"recency_weight must be a finite number >= 0, got {self.recency_weight}",
+            ),
+            (
+                0 <= self.latest_weight < math.inf,
+                f"latest_weight must be a finite number >= 0, got {self.latest_weight}",
+            ),
+            (
+                0 < self.latest_span < math.inf,
+                f"latest_span must be a finite number > 0 (positives), got {self.latest_span}",
             ),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             # epoch_generator multiplies it by about 2**20 into a 64-bit generator seed

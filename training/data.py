@@ -53,8 +53,9 @@ class TrainingData:
             validation=None,
         )
 
-    def timeline_position(self) -> torch.Tensor:
-        """Where each positive sits in its user's history: 0 the oldest, 1 the latest.
+    def timeline_rank(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each positive sits in its user's history (0 the oldest), and that history's
+        length, per positive.
 
         Order is by timestamp, ties by item id, as the split orders them."""
         order = torch.argsort(self.items, stable=True)
@@ -63,10 +64,9 @@ class TrainingData:
         counts = torch.bincount(self.users, minlength=self.n_users)
         starts = torch.cumsum(counts, 0) - counts
         users = self.users[order]
-        rank = torch.arange(len(order), device=order.device) - starts[users]
-        position = torch.empty(len(order), device=order.device)
-        position[order] = rank.float() / (counts[users] - 1).clamp(min=1).float()
-        return position
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(len(order), device=order.device) - starts[users]
+        return rank, counts[self.users]
 
     @classmethod
     def load(cls, folder: Path, device: torch.device) -> TrainingData:

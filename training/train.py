@@ -166,7 +166,7 @@ def fit(
         state = _TrainState.restore(resumed, config, parts, checkpoints)
 
     sampler = NegativeSampler(data.users, data.items, data.n_items)
-    recency = _recency_weights(data, config.recency_weight)
+    recency = _positive_weights(data, config)
     loss_fn = LOSSES[config.loss]
 
     def batch_loss(
@@ -296,10 +296,19 @@ def _epoch_batches(
     return users, candidates, None if recency is None else recency[order]
 
 
-def _recency_weights(data: TrainingData, strength: float) -> torch.Tensor | None:
-    if strength == 0:
+def _positive_weights(data: TrainingData, config: TrainConfig) -> torch.Tensor | None:
+    """Each positive's weight in the loss (see TrainConfig.recency_weight and latest_weight),
+    normalised to mean 1 so the learning rate keeps its meaning."""
+    if config.recency_weight == 0 and config.latest_weight == 0:
         return None
-    weights = 1.0 + strength * data.timeline_position() ** 2
+    rank, count = data.timeline_rank()
+    position = rank / (count - 1).clamp(min=1)
+    back = count - 1 - rank
+    weights = (
+        1.0
+        + config.recency_weight * position**2
+        + config.latest_weight * torch.exp(-back / config.latest_span)
+    )
     return weights / weights.mean()
 
 
