@@ -166,7 +166,7 @@ def fit(
         state = _TrainState.restore(resumed, config, parts, checkpoints)
 
     sampler = NegativeSampler(data.users, data.items, data.n_items)
-    recency = _positive_weights(data, config)
+    positive_weights = _positive_weights(data, config)
     loss_fn = LOSSES[config.loss]
 
     def batch_loss(
@@ -199,7 +199,9 @@ def fit(
         if state.stopped_early:
             break
         started = time.perf_counter()
-        users, candidates, weights = _epoch_batches(data, sampler, config, epoch, device, recency)
+        users, candidates, weights = _epoch_batches(
+            data, sampler, config, epoch, device, positive_weights
+        )
         model.train()
         step_loss = torch.zeros(())
         for step in range(state.step, steps):
@@ -285,7 +287,7 @@ def _epoch_batches(
     config: TrainConfig,
     epoch: int,
     device: torch.device,
-    recency: torch.Tensor | None,
+    positive_weights: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The whole epoch at once: shuffled positives, each followed by its fresh negatives."""
     generator = epoch_generator(config.seed, epoch, device)
@@ -293,7 +295,7 @@ def _epoch_batches(
     users = data.users[order]
     negatives = sampler.sample(users, config.num_negatives, generator)
     candidates = torch.cat([data.items[order].unsqueeze(1), negatives], dim=1)
-    return users, candidates, None if recency is None else recency[order]
+    return users, candidates, None if positive_weights is None else positive_weights[order]
 
 
 def _positive_weights(data: TrainingData, config: TrainConfig) -> torch.Tensor | None:
