@@ -25,7 +25,7 @@ from training.config import TrainConfig
 from training.data import TrainingData
 from training.evaluate import evaluate_full_catalogue, evaluate_holdout
 from training.sampling import DENSE_TABLE_LIMIT, NegativeSampler
-from training.train import epoch_generator, fit
+from training.train import cpu_computes_bf16, epoch_generator, fit
 
 CONFIGS = {
     "small (factors 8, layers 64-32-16-8)": {"num_factors": 8, "layers": (64, 32, 16, 8)},
@@ -77,11 +77,18 @@ def main() -> None:
         default="true",
         help="replay each step as a CUDA graph (GPU only; false: eager steps, to compare)",
     )
+    parser.add_argument(
+        "--amp",
+        choices=("true", "false"),
+        default="true",
+        help="mixed precision where the hardware computes it (false: fp32, to compare)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-        f"batch {args.batch_size}, cuda graphs {args.cuda_graphs}"
+        f"batch {args.batch_size}, cuda graphs {args.cuda_graphs}, amp {args.amp} "
+        f"(CPU bf16 units: {'yes' if cpu_computes_bf16() else 'no'})"
     )
     with tempfile.TemporaryDirectory() as tmp:
         prepare(args.shape, Path(tmp))
@@ -104,6 +111,7 @@ def main() -> None:
             patience=args.epochs,
             gpu="true" if device.type == "cuda" else "false",
             cuda_graphs=args.cuda_graphs == "true",
+            amp=args.amp == "true",
             **sizes,
         )
         result = fit(config, data, device=device, progress=False)

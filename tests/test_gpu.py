@@ -36,12 +36,13 @@ def data(processed_dir):
 
 
 def test_mixed_precision_is_bf16_on_hopper_class_gpus():
-    precision = _Precision(CUDA, enabled=True)
+    model = build_model("neumf", 4, 4, 2, (4, 2))
+    precision = _Precision(CUDA, enabled=True, model=model)
     native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
     expected = torch.bfloat16 if native_bf16 else torch.float16
     assert precision.dtype == expected
     assert precision.scaler.is_enabled() == (expected == torch.float16)
-    assert _Precision(CUDA, enabled=False).dtype is None
+    assert _Precision(CUDA, enabled=False, model=model).dtype is None
 
 
 @pytest.mark.parametrize("model", ["gmf", "mlp", "neumf"])

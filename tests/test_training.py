@@ -5,10 +5,12 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from training import train as train_module
 from training.checkpoint import CheckpointError, CheckpointStore, StopRequest
 from training.config import ConfigError, TrainConfig
 from training.data import TrainingData
@@ -21,6 +23,7 @@ from training.train import (
     _positive_weights,
     _Precision,
     _TrainState,
+    cpu_computes_bf16,
     fit,
 )
 
@@ -208,7 +211,54 @@ def test_fp16_where_bf16_is_only_emulated(monkeypatch):
     monkeypatch.setattr(
         torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
     )
-    assert _Precision(torch.device("cuda"), enabled=True).dtype == torch.float16
+    model = build_model("gmf", 4, 4, 2, (4, 2))
+    assert _Precision(torch.device("cuda"), enabled=True, model=model).dtype == torch.float16
+
+
+def _cpu_flags() -> set[str]:
+    text = Path("/proc/cpuinfo").read_text()
+    return set(re.search(r"^flags\s*:(.*)$", text, re.MULTILINE).group(1).split())
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads Linux's CPU flags")
+def test_cpu_bf16_is_native_where_the_cpu_has_bf16_units():
+    flags = _cpu_flags()
+    assert cpu_computes_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+@pytest.mark.parametrize(
+    ("model", "layers", "native", "enabled", "expected"),
+    [
+        ("mlp", (16, 8), True, True, torch.bfloat16),
+        ("neumf", (16, 8), True, True, torch.bfloat16),
+        ("gmf", (16, 8), True, True, None),  # no matrix products worth the casts
+        ("mlp", (16,), True, True, None),  # a one-entry --layers has no tower
+        ("mlp", (16, 8), False, True, None),  # emulated bf16
+        ("mlp", (16, 8), True, False, None),  # --amp false
+    ],
+)
+def test_cpu_mixed_precision_only_where_it_pays(
+    monkeypatch, model, layers, native, enabled, expected
+):
+    monkeypatch.setattr(train_module, "cpu_computes_bf16", lambda: native)
+    built = build_model(model, 4, 4, 2, layers)
+    precision = _Precision(CPU, enabled=enabled, model=built)
+    assert precision.dtype == expected
+    assert not precision.scaler.is_enabled()
+
+
+def test_cpu_bf16_training_runs_under_autocast(data, monkeypatch):
+    """Weights and evaluation stay fp32; the steps round differently and learn as well."""
+    monkeypatch.setattr(train_module, "cpu_computes_bf16", lambda: True)
+    config = TrainConfig(model="neumf", learning_rate=0.01, **(FAST | {"epochs": 2}))
+    mixed = fit(config, data, device=CPU, progress=False)
+    full = fit(dataclasses.replace(config, amp=False), data, device=CPU, progress=False)
+    assert {p.dtype for p in mixed.model.parameters()} == {torch.float32}
+    assert not torch.allclose(mixed.model.predict.weight, full.model.predict.weight)
+    assert mixed.history[-1]["train_loss"] == pytest.approx(
+        full.history[-1]["train_loss"], rel=0.02
+    )
+    assert mixed.metrics["test_hr@10"] == pytest.approx(full.metrics["test_hr@10"], abs=0.05)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +328,8 @@ def test_out_of_range_hyperparameters(field, value, message):
 )
 def test_gradient_accumulation_matches_the_full_batch(data, rows, accumulation):
     trimmed = dataclasses.replace(data, users=data.users[:rows], items=data.items[:rows])
-    whole = TrainConfig(model="neumf", learning_rate=0.01, **(FAST | {"epochs": 1}))
+    # fp32: bf16's rounding (autocast on CPUs with bf16 units) would swamp what this compares
+    whole = TrainConfig(model="neumf", learning_rate=0.01, amp=False, **(FAST | {"epochs": 1}))
     micro = dataclasses.replace(
         whole, batch_size=whole.batch_size // accumulation, grad_accumulation=accumulation
     )
@@ -370,7 +421,7 @@ def test_cuda_graphs_only_for_a_plain_single_gpu_step(
     from training.distributed import ProcessGroup
     from training.train import _graphs_apply
 
-    precision = _Precision(CPU, enabled=False)
+    precision = _Precision(CPU, enabled=False, model=build_model("gmf", 4, 4, 2, (4, 2)))
     if fp16:
         precision.scaler = torch.amp.GradScaler("cpu", enabled=True)  # fp16 needs loss scaling
     group = ProcessGroup(world_size=world_size)

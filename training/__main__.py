@@ -79,7 +79,12 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
         "evaluate and save a moving average of the weights with this decay per step (0: off)",
         type=float,
     )
-    flag("--amp", "bf16 / fp16 mixed precision on CUDA", type=_bool)
+    flag(
+        "--amp",
+        "mixed precision: bf16 (fp16 where bf16 is emulated) on CUDA, bf16 for MLP and NeuMF "
+        "on CPUs with bf16 units",
+        type=_bool,
+    )
     flag(
         "--cuda-graphs",
         "replay each training step as one CUDA graph (GPU only; false to debug eagerly)",

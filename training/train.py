@@ -35,7 +35,7 @@ from training.distributed import LOCAL, ProcessGroup
 from training.evaluate import evaluate_holdout, evaluate_test, evaluate_test_catalogue
 from training.losses import LOSSES
 from training.metrics import prefixed
-from training.models import build_model
+from training.models import MLP, build_model
 from training.sampling import NegativeSampler
 from training.tracking import Tracker
 
@@ -107,16 +107,36 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
-class _Precision:
-    """bf16 autocast where the GPU has it, fp16 with loss scaling otherwise, fp32 on CPU."""
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware: AVX512-BF16 (AMD Zen 4 and 5,
+    Intel Cooper Lake) or AMX (Intel Sapphire Rapids on). Elsewhere oneDNN emulates bf16."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
-    def __init__(self, device: torch.device, enabled: bool) -> None:
+
+def bf16_pays_on_cpu(model: nn.Module) -> bool:
+    """bf16 autocast on a CPU pays for the MLP tower's matrix products, which are most of an MLP
+    or NeuMF step: on a 2-core Zen 5, where MKL's fp32 GEMM runs at about 80 GFLOP/s and oneDNN's
+    bf16 one at about 390, the ML-100K recipes' epochs went from 1.16 to 0.74 s (MLP) and from
+    0.84 to 0.55 s (NeuMF), at the same accuracy. GMF has only matrix-vector products, where the
+    casts cost more than they save (0.47 -> 0.63 s an epoch), so it stays fp32."""
+    has_tower = any(isinstance(part, MLP) and len(part.tower) for part in model.modules())
+    return has_tower and cpu_computes_bf16()
+
+
+class _Precision:
+    """Mixed precision where the hardware computes it: on CUDA bf16 autocast, fp16 with loss
+    scaling where bf16 is emulated; on CPU bf16 autocast where it pays (``bf16_pays_on_cpu``);
+    fp32 otherwise. Weights, optimiser state and evaluation stay fp32."""
+
+    def __init__(self, device: torch.device, enabled: bool, model: nn.Module) -> None:
         self.device = device
         self.dtype = None
         if enabled and device.type == "cuda":
             # Not emulated bf16 (T4, V100): it runs without tensor cores, fp16 runs with them.
             native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
             self.dtype = torch.bfloat16 if native_bf16 else torch.float16
+        elif enabled and device.type == "cpu" and bf16_pays_on_cpu(model):
+            self.dtype = torch.bfloat16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
 
     def autocast(self):
@@ -148,7 +168,7 @@ def fit(
     model = model.to(device)
     if device.type == "cpu":
         keep_freed_memory()
-    precision = _Precision(device, config.amp)
+    precision = _Precision(device, config.amp, model)
     graphed = _graphs_apply(config, device, precision, group)
     optimizer = torch.optim.Adam(
         model.parameters(),
