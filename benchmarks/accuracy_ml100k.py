@@ -17,10 +17,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from orchestration.pipeline import RECIPES
 from preprocessing.job import resolve_source, run_preprocessing
 from training.config import TrainConfig
 from training.job import run_training
+from training.train import cpu_computes_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 # guoyang9/NCF on the same split, best epoch picked on the test set (which flatters it).
@@ -63,6 +66,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--gpu", default="false")
     args = parser.parse_args()
+    bf16 = "yes (on CPU, MLP and NeuMF train in bf16)" if cpu_computes_bf16() else "no"
+    print(
+        f"torch {torch.__version__}, --gpu {args.gpu}, threads {torch.get_num_threads()}, "
+        f"CPU bf16 units: {bf16}"
+    )
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         processed = Path(tmp) / "processed"
