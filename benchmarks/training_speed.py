@@ -24,8 +24,9 @@ from preprocessing.synthetic import SHAPES, generate
 from training.config import TrainConfig
 from training.data import TrainingData
 from training.evaluate import evaluate_full_catalogue, evaluate_holdout
+from training.precision import cpu_computes_bf16
 from training.sampling import DENSE_TABLE_LIMIT, NegativeSampler
-from training.train import cpu_computes_bf16, epoch_generator, fit
+from training.train import epoch_generator, fit
 
 CONFIGS = {
     "small (factors 8, layers 64-32-16-8)": {"num_factors": 8, "layers": (64, 32, 16, 8)},

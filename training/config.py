@@ -49,7 +49,7 @@ class TrainConfig:
     # 0 keeps the raw weights, as the paper does). The average smooths out the last steps' noise,
     # which ranking metrics feel: at 0.995 it spans about two ML-100K epochs.
     ema_decay: float = 0.0
-    # Mixed precision where the hardware computes it (train._Precision); false: fp32 throughout.
+    # Mixed precision where the hardware computes it (training.precision); false: fp32 throughout.
     amp: bool = True
     # Replay each training step as one CUDA graph (GPU only; see training/cuda_graph.py).
     cuda_graphs: bool = True
