@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from orchestration.pipeline import RECIPES
 from preprocessing.job import resolve_source, run_preprocessing
 from training.config import TrainConfig
 from training.job import run_training
 from training.precision import cpu_computes_bf16
+from training.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
 # guoyang9/NCF on the same split, best epoch picked on the test set (which flatters it).
