@@ -7,12 +7,25 @@ Names follow the seed course's training interface (``--num-factors 8 --layers 64
 from __future__ import annotations
 
 import math
+from contextlib import suppress
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 MODELS = ("gmf", "mlp", "neumf")
 LOSS_NAMES = ("bce", "bpr", "softmax")
-GPU_CHOICES = ("auto", "true", "false")
+
+
+class GpuUse(StrEnum):
+    """Whether to train on CUDA. The values are the ``--gpu`` flag's words, so the flag and
+    SageMaker's string hyperparameters pass straight through."""
+
+    AUTO = "auto"  # CUDA when there is a device
+    ON = "true"  # CUDA, or an error that says why there is none
+    OFF = "false"  # the CPU even where there is a GPU
+
+
+GPU_CHOICES = tuple(use.value for use in GpuUse)  # plain words, as argparse shows them
 
 
 class ConfigError(ValueError):
@@ -42,7 +55,7 @@ class TrainConfig:
     latest_weight: float = 0.0
     latest_span: float = 5.0
     seed: int = 0
-    gpu: str = "auto"
+    gpu: GpuUse = GpuUse.AUTO
     patience: int = 5
     alpha: float = 0.5
     # Evaluate and keep an exponential moving average of the weights (decay per optimiser step;
@@ -61,6 +74,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        with suppress(ValueError):  # a word that is not a GpuUse is reported with the others
+            object.__setattr__(self, "gpu", GpuUse(self.gpu))
         for problem in self._problems():
             raise ConfigError(problem)
 
@@ -68,7 +83,7 @@ class TrainConfig:
         checks = [
             (self.model in MODELS, f"model must be one of {MODELS}, got {self.model!r}"),
             (self.loss in LOSS_NAMES, f"loss must be one of {LOSS_NAMES}, got {self.loss!r}"),
-            (self.gpu in GPU_CHOICES, f"gpu must be one of {GPU_CHOICES}, got {self.gpu!r}"),
+            (isinstance(self.gpu, GpuUse), f"gpu must be one of {GPU_CHOICES}, got {self.gpu!r}"),
             (self.num_factors >= 1, f"num_factors must be >= 1, got {self.num_factors}"),
             (len(self.layers) >= 1, "layers must name at least one layer size, e.g. 64 32 16 8"),
             (all(n >= 1 for n in self.layers), f"every layer size must be >= 1: {self.layers}"),
@@ -117,6 +132,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["layers"] = list(self.layers)
+        values["gpu"] = str(self.gpu)  # a plain string for JSON, MLflow and weights-only loading
         return values
 
     def resumable_with(self, other: TrainConfig) -> bool:

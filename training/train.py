@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from training.checkpoint import CheckpointStore, StopRequest
-from training.config import TrainConfig
+from training.config import GpuUse, TrainConfig
 from training.cpu_memory import keep_freed_memory
 from training.data import TrainingData
 from training.distributed import LOCAL, ProcessGroup
@@ -65,12 +65,13 @@ class FitResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(gpu: str) -> torch.device:
-    if gpu == "false":
+def resolve_device(gpu: GpuUse | str) -> torch.device:
+    """The device ``--gpu`` asks for; a plain word (a notebook's parameter) compares equal too."""
+    if gpu == GpuUse.OFF:
         return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if gpu == "true":
+    if gpu == GpuUse.ON:
         raise DeviceError(
             "--gpu true was asked for but PyTorch sees no CUDA device "
             f"(torch {torch.__version__}, cuda build: {torch.version.cuda}). Use --gpu auto or "
