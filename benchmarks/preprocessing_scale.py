@@ -22,8 +22,8 @@ SIZES = {"1m": "ml-1m", "10m": "ml-10m", "32m": "ml-32m"}
 
 
 def child(raw: Path, out: Path) -> None:
-    from preprocessing.loaders import load_ratings
     from preprocessing.manifest import write_split
+    from preprocessing.ratings import load_ratings
     from preprocessing.split import leave_one_out
 
     timings = {}

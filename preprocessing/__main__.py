@@ -14,7 +14,7 @@ from pathlib import Path
 
 from preprocessing.datasets import DownloadError
 from preprocessing.job import add_source_arguments, resolve_source, run_preprocessing
-from preprocessing.validation import DataValidationError
+from preprocessing.reports import DataValidationError
 
 PROCESSING_ROOT = Path("/opt/ml/processing")
 PROCESSING_INPUT = PROCESSING_ROOT / "input" / "raw"

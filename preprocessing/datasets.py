@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from preprocessing.loaders import RAW_FORMATS
+from preprocessing.formats import RAW_FORMATS
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -40,7 +40,7 @@ class DatasetSpec:
     md5: str | None  # of the .zip as GroupLens publishes it in <name>.zip.md5; None: unknown
     archive_dir: str  # the folder the archive extracts to
     ratings_file: str
-    raw_format: str  # a key of loaders.RAW_FORMATS
+    raw_format: str  # a key of formats.RAW_FORMATS
     ratings_md5: str | None = None  # of the extracted ratings file, where known
 
 

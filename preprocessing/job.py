@@ -16,16 +16,12 @@ from typing import Any
 import pandas as pd
 
 from preprocessing import datasets, schema, synthetic
-from preprocessing.loaders import (
-    NCF_NUM_NEGATIVES,
-    RAW_FORMATS,
-    load_ncf_benchmark,
-    load_ratings,
-    ncf_benchmark_files,
-)
+from preprocessing.formats import RAW_FORMATS
 from preprocessing.manifest import write_split
+from preprocessing.ncf_benchmark import NCF_NUM_NEGATIVES, load_ncf_benchmark, ncf_benchmark_files
+from preprocessing.ratings import load_ratings
+from preprocessing.reports import DataValidationError, ValidationReport
 from preprocessing.split import from_benchmark, leave_one_out
-from preprocessing.validation import DataValidationError, ValidationReport
 
 log = logging.getLogger(__name__)
 

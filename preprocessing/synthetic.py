@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from preprocessing.loaders import RAW_FORMATS
+from preprocessing.formats import RAW_FORMATS
 
 MIN_HISTORY = 20  # MovieLens keeps only users with at least 20 ratings.
 
@@ -349,7 +349,7 @@ def _timestamps(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 # How one rating prints in each release ("4" and "3.5", or "4.0" and "3.5"); separator, header
-# and file name come from the loader's RAW_FORMATS, so the real loader reads what this writes.
+# and file name come from preprocessing.formats, so the real loader reads what this writes.
 _RATING_FORMATS = {"ml-100k": "{:g}", "ml-1m": "{:g}", "ml-10m": "{:g}", "ml-csv": "{:.1f}"}
 _HALF_STARS = np.arange(11) / 2  # every rating MovieLens can hold: 0.5..5 (0 only as a label)
 _WRITE_ROWS = 1 << 20

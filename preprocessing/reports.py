@@ -1,10 +1,11 @@
 """What went wrong in a raw ratings file, line by line, in a form both people and the manifest read.
 
-A loader checks every line against a list of named :class:`Rule` s and summarises the outcome in a
-:class:`ValidationReport`: how many lines each rule rejected and the first few of them with their
-line numbers, so a learner can open the file at the right place. The same report goes into
-``manifest.json`` (via :meth:`ValidationReport.to_dict`), so a processed folder remembers what was
-dropped from the raw data to make it.
+A loader checks every line against a list of named :class:`Rule` s (the catalogues are in
+``preprocessing.rules``) and summarises the outcome in a :class:`ValidationReport`: how many lines
+each rule rejected and the first few of them with their line numbers, so a learner can open the
+file at the right place. The same report goes into ``manifest.json`` (via
+:meth:`ValidationReport.to_dict`), so a processed folder remembers what was dropped from the raw
+data to make it.
 """
 
 from __future__ import annotations
