@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup pipeline test lint format bootstrap images clean
+.PHONY: setup pipeline test test-fast lint format bootstrap images clean
 
 $(BIN)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The unit tier only (tests/unit: no subprocess, server, Docker or network; under a minute):
+# no lint, no notebooks. `make test` stays the full run.
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -38,5 +43,5 @@ images:
 # Stopped local-mode containers, the sagemaker-local network, scratch and run folders
 # (root-owned files written by containers included).
 clean: setup
-	$(BIN)/python -m orchestration.cleanup runs results
+	$(BIN)/python -m orchestration.infra.cleanup runs results
 	rm -rf .pytest_cache .ruff_cache

@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestration import localmode
-from orchestration.cleanup import clean
-from orchestration.services import LocalServices
+from orchestration.infra.cleanup import clean
+from orchestration.infra.services import LocalServices
+from orchestration.sagemaker_local.jobs import run_processing, run_training
+from orchestration.sagemaker_local.session import container_root, local_session, upload
 
 TRAIN = {"model": "gmf", "epochs": 1, "refit": False, "seed": 0}
 
@@ -39,21 +40,21 @@ def measure(work: Path, data_dir: Path, repeats: int) -> dict[str, list[tuple[fl
     train_flags = [f"--{key.replace('_', '-')}={value}" for key, value in TRAIN.items()]
     train_flags += ["--model-dir", str(work / "model")]
     with LocalServices(work / "services") as services:
-        scratch = localmode.container_root(work / "jobs")
-        session = localmode.local_session(services.s3, scratch)
-        raw = localmode.upload(session, data_dir, "bench/raw")
+        scratch = container_root(work / "jobs")
+        session = local_session(services.s3, scratch)
+        raw = upload(session, data_dir, "bench/raw")
         output = f"s3://{services.s3.bucket}/bench/processed"
-        tracking = {"MLFLOW_TRACKING_URI": services.mlflow.container_tracking_uri}
+        tracking = {"MLFLOW_TRACKING_URI": services.mlflow.tracking_uri}
         jobs = {
             "processing": (
                 lambda: plain("preprocessing", *prep, "--data-dir", str(data_dir),
                               "--output-dir", str(processed)),
-                lambda: localmode.run_processing(session, raw=raw, output=output, arguments=prep),
+                lambda: run_processing(session, raw=raw, output=output, arguments=prep),
             ),
             "training": (
                 lambda: plain("training", "--train", str(processed), *train_flags,
                               "--tracking-uri", tracking["MLFLOW_TRACKING_URI"]),
-                lambda: localmode.run_training(
+                lambda: run_training(
                     session, channels={"train": output}, hyperparameters=TRAIN,
                     output_path=f"s3://{services.s3.bucket}/bench/models", environment=tracking),
             ),

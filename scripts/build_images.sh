@@ -81,7 +81,7 @@ $(tail -n 15 "$log")"
 build_image() {
     local tag=$1 dockerfile=$2 target=${3:-} started=$SECONDS
     step "Image $tag (from $BASE_IMAGE)"
-    # The label is orchestration/images.py's IMAGE_LABEL: `make clean` prunes old versions by it.
+    # The label is orchestration/names.py's IMAGE_LABEL: `make clean` prunes old versions by it.
     local args=(build --quiet --label ncf-course --build-arg "BASE_IMAGE=$BASE_IMAGE"
         -f "$REPO_ROOT/$dockerfile" -t "$tag")
     [[ -z $target ]] || args+=(--target "$target")

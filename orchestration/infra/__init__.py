@@ -1,0 +1,1 @@
+"""Local infrastructure: the S3 store and MLflow server, images, machine checks, clean-up."""

@@ -1,0 +1,88 @@
+"""Build one stage image from Python, the way ``scripts/build_images.sh`` builds them all.
+
+The Dockerfiles need BuildKit (``RUN --mount`` binds the host wheelhouse into the build), which
+the Docker SDK's builder does not speak, so this calls the ``docker`` CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import ImageNotFound
+
+from orchestration.names import IMAGE_LABEL
+
+PUBLIC_BASE = "python:3.11-slim-bookworm"  # pulled from Docker Hub on a learner's machine
+OFFLINE_BASE = "ncf-base:bookworm"  # what scripts/bootstrap.sh makes where no registry answers
+WHEELHOUSE = Path("build") / "wheelhouse"
+
+
+class ImageBuildError(RuntimeError):
+    """The build could not start or failed; the message holds the end of Docker's output."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    base_image: str
+    seconds: float
+    log: str
+
+
+def default_base_image(client: docker.DockerClient) -> str:
+    """The offline base when the bootstrap made one (no registry here), else the public one."""
+    try:
+        client.images.get(OFFLINE_BASE)
+    except ImageNotFound:
+        return PUBLIC_BASE
+    return OFFLINE_BASE
+
+
+def docker_cli() -> str:
+    """As build_images.sh picks it: $DOCKER, else /usr/bin/docker (some hosts put a CLI without
+    buildx first on PATH), else whatever ``docker`` is on PATH."""
+    for candidate in (os.environ.get("DOCKER"), "/usr/bin/docker"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("docker")
+    if found is None:
+        raise ImageBuildError("no docker CLI found: install Docker (lesson 01)")
+    return found
+
+
+def build_image(
+    repo: Path,
+    dockerfile: str,
+    tag: str,
+    base_image: str,
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> BuildResult:
+    """``docker build`` from the repository root; a no-change rebuild is all cache hits."""
+    if not (repo / WHEELHOUSE).is_dir():
+        raise ImageBuildError(
+            f"{repo / WHEELHOUSE} is missing: run `make images` once (offline machines: "
+            "`sudo make bootstrap`), which makes the wheelhouse every image installs from"
+        )
+    command = [docker_cli(), "build", "--progress=plain", "--build-arg", f"BASE_IMAGE={base_image}"]
+    command += ["--label", IMAGE_LABEL, "-f", str(repo / dockerfile), "-t", tag, str(repo)]
+    started = time.perf_counter()
+    done = run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"DOCKER_BUILDKIT": "1"},
+    )
+    seconds = time.perf_counter() - started
+    log = done.stdout + done.stderr  # BuildKit reports progress on stderr
+    if done.returncode != 0:
+        tail = "\n".join(log.splitlines()[-15:])
+        raise ImageBuildError(f"docker build of {tag} failed (exit {done.returncode}):\n{tail}")
+    return BuildResult(tag, base_image, seconds, log)

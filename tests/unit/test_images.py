@@ -1,0 +1,78 @@
+"""Building a stage image from Python: the base image choice and the BuildKit command."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from docker.errors import ImageNotFound
+
+from orchestration.infra import images
+
+
+class _Images:
+    def __init__(self, present):
+        self.present = present
+        self.images = self
+
+    def get(self, name):
+        if name not in self.present:
+            raise ImageNotFound(name)
+        return name
+
+
+def test_offline_base_only_where_the_bootstrap_made_it():
+    assert images.default_base_image(_Images({images.OFFLINE_BASE})) == images.OFFLINE_BASE
+    assert images.default_base_image(_Images(set())) == images.PUBLIC_BASE
+
+
+def test_docker_cli_honours_the_DOCKER_variable(tmp_path, monkeypatch):
+    cli = tmp_path / "docker"
+    cli.write_text("#!/bin/sh\n")
+    cli.chmod(0o755)
+    monkeypatch.setenv("DOCKER", str(cli))
+    assert images.docker_cli() == str(cli)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    (tmp_path / images.WHEELHOUSE).mkdir(parents=True)
+    monkeypatch.setenv("DOCKER", "/bin/true")
+    return tmp_path
+
+
+def test_build_uses_buildkit_and_the_chosen_base(repo):
+    calls = []
+
+    def run(command, **kwargs):
+        calls.append((command, kwargs))
+        return subprocess.CompletedProcess(command, 0, "", "#9 CACHED\n")
+
+    result = images.build_image(repo, "training/Dockerfile", "t:latest", "base:1", run=run)
+    ((command, kwargs),) = calls
+    assert command[:2] == ["/bin/true", "build"]
+    assert "BASE_IMAGE=base:1" in command and command[-1] == str(repo)
+    assert command[command.index("-t") + 1] == "t:latest"
+    assert command[command.index("--label") + 1] == images.IMAGE_LABEL  # make clean prunes by it
+    assert kwargs["env"]["DOCKER_BUILDKIT"] == "1"
+    assert "CACHED" in result.log and result.base_image == "base:1"
+
+
+def test_build_script_labels_its_images_for_make_clean():
+    # scripts/build_images.sh cannot import IMAGE_LABEL, so it repeats the literal.
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "build_images.sh").read_text()
+    assert f"--label {images.IMAGE_LABEL} " in script
+
+
+def test_failed_build_shows_the_end_of_the_output(repo):
+    def run(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "step 1\nERROR: no such base\n")
+
+    with pytest.raises(images.ImageBuildError, match="no such base"):
+        images.build_image(repo, "training/Dockerfile", "t:latest", "nope", run=run)
+
+
+def test_missing_wheelhouse_says_how_to_make_it(tmp_path):
+    with pytest.raises(images.ImageBuildError, match="make images"):
+        images.build_image(tmp_path, "training/Dockerfile", "t:latest", "base")

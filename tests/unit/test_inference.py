@@ -1,0 +1,196 @@
+"""The serving side in process: the seen-items artifact, top-k recommendations, broken model
+folders and ``serve``'s reading of SageMaker's environment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import inference.__main__ as cli
+from inference.recommender import (
+    InvalidKError,
+    Recommender,
+    UnknownUserError,
+)
+from preprocessing.schema import ITEMS, USERS, write_table
+from training.artifacts import SEEN_ITEMS, SEEN_ITEMS_FILE, ArtifactError, load_model
+
+
+def seen_by_user(split) -> dict[int, set[int]]:
+    """Raw user id -> raw item ids of its train and validation interactions."""
+    user_ids = split.users.set_index("user")["user_id"]
+    item_ids = split.items.set_index("item")["item_id"]
+    seen: dict[int, set[int]] = {int(user_id): set() for user_id in user_ids}
+    for frame in (split.train, split.validation.frame):
+        for user, item in zip(frame["user"], frame["item"], strict=True):
+            seen[int(user_ids[user])].add(int(item_ids[item]))
+    return seen
+
+
+# --- the artifact -----------------------------------------------------------------------------
+
+
+def test_seen_items_has_the_declared_schema_and_every_train_and_validation_pair(model_dir, split):
+    table = pq.read_table(model_dir / SEEN_ITEMS_FILE)
+    assert table.schema.equals(SEEN_ITEMS, check_metadata=False)
+    written = set(zip(table["user"].to_pylist(), table["item"].to_pylist(), strict=True))
+    frames = (split.train, split.validation.frame)
+    expected = {pair for f in frames for pair in zip(f["user"], f["item"], strict=True)}
+    assert written == expected
+    assert table.num_rows == len(expected)  # one row per distinct pair
+
+
+# --- the recommender --------------------------------------------------------------------------
+
+
+def test_every_unseen_item_and_no_seen_one_is_recommended_best_first(recommender, split):
+    n_items = recommender.n_items
+    for user_id, seen in seen_by_user(split).items():
+        ranked = recommender.recommend(user_id, k=n_items)
+        items = [item_id for item_id, _ in ranked]
+        assert set(items) == set(split.items["item_id"]) - seen
+        assert len(items) == len(set(items)) == n_items - len(seen)
+        scores = [score for _, score in ranked]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_scores_are_the_models_logits_for_the_raw_ids(recommender, model_dir, split):
+    model, _ = load_model(model_dir)
+    user_id = int(split.users["user_id"].iloc[7])
+    user = int(split.users.set_index("user_id").loc[user_id, "user"])
+    index_of_item = split.items.set_index("item_id")["item"]
+    top = recommender.recommend(user_id, k=5)
+    assert len(top) == 5
+    assert all(type(item_id) is int and type(score) is float for item_id, score in top)
+    items = torch.tensor([int(index_of_item[item_id]) for item_id, _ in top])
+    with torch.no_grad():
+        logits = model(torch.full_like(items, user), items)
+    assert [score for _, score in top] == pytest.approx(logits.tolist(), abs=1e-6)
+
+
+def test_unknown_user_is_named(recommender):
+    with pytest.raises(UnknownUserError, match="unknown user_id 987654"):
+        recommender.recommend(987654)
+
+
+@pytest.mark.parametrize("k", [0, -1, 401])
+def test_k_outside_the_catalogue_is_refused(recommender, split, k):
+    assert recommender.n_items == 400
+    with pytest.raises(InvalidKError, match="between 1 and 400"):
+        recommender.recommend(int(split.users["user_id"].iloc[0]), k=k)
+
+
+def test_raw_ids_come_from_the_id_maps_whatever_their_row_order(recommender, model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    for name, table_schema, raw in (("users", USERS, "user_id"), ("items", ITEMS, "item_id")):
+        path = folder / f"{name}.parquet"
+        table = pq.read_table(path)
+        relabelled = pc.add(pc.multiply(table[raw], 1000), 7)  # raw id r becomes 1000 r + 7
+        table = table.set_column(table.schema.get_field_index(raw), raw, relabelled)
+        write_table(table.take(list(range(table.num_rows))[::-1]), table_schema, path)
+    expected = [(1000 * item_id + 7, score) for item_id, score in recommender.recommend(5, 4)]
+    assert Recommender.from_folder(folder, "cpu").recommend(5007, 4) == expected
+
+
+def _drop_seen_items(folder):
+    (folder / SEEN_ITEMS_FILE).unlink()
+
+
+def _widen_seen_items(folder):
+    table = pq.read_table(folder / SEEN_ITEMS_FILE)
+    wide = table.cast(pa.schema([("user", pa.int64()), ("item", pa.int64())]))
+    pq.write_table(wide, folder / SEEN_ITEMS_FILE)
+
+
+def _truncate_users(folder):
+    path = folder / "users.parquet"
+    pq.write_table(pq.read_table(path).slice(1), path)
+
+
+def _nan_weights(folder):
+    state = torch.load(folder / "model.pt", weights_only=True)
+    user_table = next(key for key in state if key.endswith("user_embedding.weight"))
+    state[user_table][0, 0] = float("nan")
+    torch.save(state, folder / "model.pt")
+
+
+def _id_map_of_items_only(folder):
+    config = json.loads((folder / "config.json").read_text())
+    del config["data"]["id_maps"]["users"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _seen_item_out_of_range(folder):
+    wrong = pa.table({"user": [0], "item": [400]}, schema=SEEN_ITEMS)
+    pq.write_table(wrong, folder / SEEN_ITEMS_FILE)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_drop_seen_items, "has no seen_items.parquet"),
+        (_widen_seen_items, "seen_items.parquet is unreadable or has another schema"),
+        (_truncate_users, "user id map does not match the model's 300 users"),
+        (_seen_item_out_of_range, "names users or items the model lacks"),
+        (_id_map_of_items_only, r"names no user and item id maps \(data\.id_maps\)"),
+        (_nan_weights, r"NaN or infinite values in \S*user_embedding\.weight: the run .* diverged"),
+    ],
+)
+def test_a_broken_model_folder_is_an_artifact_error(model_dir, tmp_path, breakage, message):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    breakage(folder)
+    with pytest.raises(ArtifactError, match=message):
+        Recommender.from_folder(folder, "cpu")
+
+
+# --- python -m inference ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "port", "workers"),
+    [
+        ([], {}, 8080, 1),
+        (
+            ["serve"],
+            {"SAGEMAKER_BIND_TO_PORT": "9090", "SAGEMAKER_MODEL_SERVER_WORKERS": "3"},
+            9090,
+            3,
+        ),
+    ],
+)
+def test_serve_reads_sagemakers_environment(monkeypatch, argv, env, port, workers):
+    for name in ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    cli.main(argv)
+    [(app, kwargs)] = calls
+    assert app == "inference.app:app"
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", port, workers)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["train"], {}),
+        ([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "zero"}),
+        ([], {"SAGEMAKER_BIND_TO_PORT": "8²"}),
+    ],
+)
+def test_serve_refuses_what_it_cannot_run(monkeypatch, argv, env, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: pytest.fail("started"))
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert ("invalid choice" if argv else "must be a positive integer") in capsys.readouterr().err
