@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup pipeline test test-fast lint format bootstrap images clean
+.PHONY: setup pipeline test test-fast lint format lock bootstrap images clean
 
-$(BIN)/.installed: pyproject.toml requirements.txt
+$(BIN)/.installed: pyproject.toml requirements.txt locks/all.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -31,6 +31,10 @@ test-fast: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# After editing a dependency in pyproject.toml: pin it again for the host and every image.
+lock:
+	scripts/lock.sh
 
 # Offline machines (root): Docker engine, the debootstrap base image, then `images`.
 bootstrap:

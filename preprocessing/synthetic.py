@@ -57,7 +57,7 @@ MEDIAN_ACTIVE_DAYS = 30.0
 ACTIVE_DAYS_SIGMA = 2.0
 
 # Ratings: a user and item bias plus a bonus for an item of the user's own taste cluster, rounded.
-# These give a mean of ~3.55 and a spread close to ML-1M's (mean 3.58).
+# Chosen to match ML-1M's mean rating and spread (docs/data.md has the figures).
 RATING_BASE = 3.3
 OWN_CLUSTER_BONUS = 0.6
 USER_BIAS_SD = 0.35
@@ -97,7 +97,8 @@ class _Catalogue:
         """One item per entry of ``clusters``, Zipf-distributed over that cluster's items.
 
         Inverse CDF of the weight 1/(x + offset) integrated over each rank's unit interval: O(1)
-        per draw, where searching cumulative weights (as rng.choice does) is ~5x slower at scale.
+        per draw, where searching cumulative weights (as rng.choice does) costs a search each
+        (docs/benchmarks.md has the measurement).
         """
         k = self.offset
         size = self.sizes[clusters]

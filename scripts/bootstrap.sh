@@ -19,7 +19,7 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DOCKERD_LOG=/var/log/dockerd.log
 # BuildKit keeps every earlier build's layers unless told otherwise: on a CI machine that building
-# clone after clone piled up 64 GB and filled the disk. Kept to the most recent ones.
+# clone after clone filled the disk (docs/operations.md). Kept to the most recent ones.
 BUILD_CACHE_KEEP=${BUILD_CACHE_KEEP:-10GB}
 
 # shellcheck source=scripts/common.sh

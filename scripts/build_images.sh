@@ -4,9 +4,10 @@
 #   scripts/build_images.sh            ncf-preprocessing, ncf-training, ncf-inference, ncf-s3, ncf-mlflow
 #   WITH_JUPYTERLAB=1 scripts/build_images.sh     ... and ncf-jupyterlab
 #
-# Every image installs its Python packages with `pip install --no-index` from a host wheelhouse
-# (build/wheelhouse, made here with `pip wheel`) bind-mounted into the build, so builds need no
-# package index and no wheel lands in a layer. Needs a running Docker engine, not root.
+# Every image installs the pins of its lock file (locks/, from pyproject.toml by `make lock`) with
+# `pip install --no-index` from a host wheelhouse (build/wheelhouse, made here with `pip wheel`
+# from the same locks) bind-mounted into the build, so builds need no package index and no wheel
+# lands in a layer. Needs a running Docker engine, not root.
 # Environment: BASE_IMAGE (default python:3.11-slim-bookworm; the offline bootstrap passes
 # ncf-base:bookworm), PYTHON (the interpreter for `pip wheel`), DOCKER (a BuildKit-capable CLI).
 set -euo pipefail
@@ -16,9 +17,8 @@ PYTHON=${PYTHON:-python3}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHEELHOUSE=$REPO_ROOT/build/wheelhouse
 WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
-# Every image installs from here: stage dependencies, serving (inference), objectstore +
-# notebooks + localmode (the compose services and JupyterLab).
-WHEEL_EXTRAS=serving,notebooks,localmode
+# The locks the images install from; the wheelhouse holds the union of their pins.
+IMAGE_LOCKS=(preprocessing training inference mlflow jupyterlab)
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
@@ -27,42 +27,21 @@ DOCKER=${DOCKER:-/usr/bin/docker} # on the course's CI machines /usr/local/bin/d
 [[ -x $DOCKER ]] || DOCKER=$(command -v docker) ||
     die "no docker command: install Docker (Docker Engine or Docker Desktop) and rerun"
 
-# No image installs the project from a wheel (the stages COPY its code, JupyterLab installs it
-# editable), and a freshly built project wheel differs byte for byte from the last one: left in
-# the wheelhouse, it would change every build's context and miss every dependency layer's cache.
-# Also dropped from a wheelhouse that predates this rule, before its stamp says it is up to date.
-drop_project_wheel() {
-    local wheel_name
-    wheel_name=$("$PYTHON" -c 'import sys, tomllib
-print(tomllib.load(open(sys.argv[1], "rb"))["project"]["name"].replace("-", "_"))' \
-        "$REPO_ROOT/pyproject.toml")
-    rm -f "$1/$wheel_name"-*.whl
-}
-
-# What the wheelhouse depends on: the dependency tables of pyproject.toml, not its other edits.
-dependency_hash() {
-    "$PYTHON" - "$REPO_ROOT/pyproject.toml" <<'PY'
-import hashlib, json, sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-tables = [project["dependencies"], project.get("optional-dependencies", {})]
-print(hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest())
-PY
-}
-
 build_wheelhouse() {
     step "Wheelhouse $WHEELHOUSE"
-    local wanted
-    wanted=$(dependency_hash)
+    local locks=("${IMAGE_LOCKS[@]/#/$REPO_ROOT/locks/}") wanted
+    locks=("${locks[@]/%/.txt}")
+    wanted=$(cat "${locks[@]}" | sha256sum | cut -d' ' -f1)
     if [[ -f $WHEELHOUSE_STAMP && $(cat "$WHEELHOUSE_STAMP") == "$wanted" ]]; then
-        drop_project_wheel "$WHEELHOUSE"
-        info "up to date with pyproject.toml's dependencies"
+        info "up to date with locks/"
         return
     fi
     local tmp=$WHEELHOUSE.tmp log=$REPO_ROOT/build/pip-wheel.log
     rm -rf "$tmp"
     mkdir -p "$REPO_ROOT/build"
-    info "pip wheel: the project, its extras ($WHEEL_EXTRAS) and their dependencies (log: $log)"
-    "$PYTHON" -m pip wheel --wheel-dir "$tmp" "$REPO_ROOT[$WHEEL_EXTRAS]" >"$log" 2>&1 ||
+    info "pip wheel: the pins of locks/{$(IFS=,; echo "${IMAGE_LOCKS[*]}")}.txt (log: $log)"
+    # With their dependencies: the CUDA build of torch needs packages a CPU lock does not name.
+    "$PYTHON" -m pip wheel --wheel-dir "$tmp" "${locks[@]/#/--requirement=}" >"$log" 2>&1 ||
         die "pip wheel failed (last lines of $log below); check that PyPI and the torch
     find-links (pip config list) are reachable:
 $(tail -n 15 "$log")"
@@ -70,7 +49,6 @@ $(tail -n 15 "$log")"
         die "the wheelhouse holds CUDA packages ($(cd "$tmp" && ls nvidia_* | tr '\n' ' '));
     pip did not pick a CPU torch wheel: add its find-links (https://download.pytorch.org/whl/cpu)"
     fi
-    drop_project_wheel "$tmp"
     rm -rf "$WHEELHOUSE"
     mv "$tmp" "$WHEELHOUSE"
     echo "$wanted" >"$WHEELHOUSE_STAMP"
@@ -100,9 +78,9 @@ main() {
     "$DOCKER" info >/dev/null 2>&1 ||
         die "no Docker engine answers; start it (sudo scripts/bootstrap.sh does) and rerun"
     build_wheelhouse
-    build_image ncf-preprocessing:latest preprocessing/Dockerfile
-    build_image ncf-training:latest training/Dockerfile
-    build_image ncf-inference:latest inference/Dockerfile
+    build_image ncf-preprocessing:latest Dockerfile preprocessing
+    build_image ncf-training:latest Dockerfile training
+    build_image ncf-inference:latest Dockerfile inference
     build_image ncf-s3:latest services/Dockerfile s3
     build_image ncf-mlflow:latest services/Dockerfile mlflow
     # The project is installed editable at the path compose mounts it at (PROJECT_DIR: ${PWD},

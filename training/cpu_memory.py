@@ -5,9 +5,9 @@ candidate activations) and free them moments later. With glibc's defaults such b
 fresh with ``mmap`` or handed back when the top of the heap is trimmed, so the next pass touches
 brand-new pages and takes a page fault every 4 KiB. Raising the mmap and trim thresholds keeps
 that memory in the heap for reuse (the idea of PyTorch's caching allocator for CUDA memory).
-Measured on 2 cores (``benchmarks/training_speed.py``, ML-1M shape, large NeuMF): the evaluation
-pass went from 0.39 to 0.18 s and full-catalogue ranking from 13.9 to 6.6 s; training epochs were
-unchanged within noise. The cost: the process keeps its peak heap instead of shrinking after it.
+It halves the evaluation and full-catalogue passes of the large NeuMF on ML-1M and leaves
+training epochs as they were (``benchmarks/training_speed.py``; figures in docs/benchmarks.md).
+The cost: the process keeps its peak heap instead of shrinking after it.
 Other C libraries (macOS, musl) are left as they are.
 """
 

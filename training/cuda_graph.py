@@ -1,8 +1,9 @@
 """A whole optimiser step (forward, backward, Adam) replayed as one CUDA graph.
 
-These models are small: at batch 4,096 an H100 finishes a NeuMF step's ~170 kernels in under
-1 ms, while Python and the kernel launches take about 4 ms of CPU time, so the GPU idles most of
-each step. Captured once, the step is replayed with a single launch and the GPU sets the pace.
+These models are small: a NeuMF step is some hundred and seventy small kernels, which a
+data-centre GPU finishes faster than Python can launch them, so the GPU idles most of each step
+(the H100's timings: docs/benchmarks.md). Captured once, the step is replayed with a single
+launch and the GPU sets the pace.
 This follows PyTorch's "whole network capture" recipe (torch.cuda.graphs docs): a few eager
 warm-up steps on a side stream, gradients unset before capture, and a capturable optimiser.
 

@@ -17,10 +17,9 @@ from training.metrics import pessimistic_rank, ranking_metrics
 def _chunk_scores(device: torch.device) -> int:
     """Scores per chunk. On CPU, 2^15 pairs through a 128-wide layer make a 16 MB activation:
     under the 32 MB above which glibc maps every block afresh (``training/cpu_memory.py``), so
-    each chunk reuses the previous one's pages. With 2^18 pairs (128 MB blocks) a full-catalogue
-    pass of the large NeuMF on ML-1M took 6.9-9.0 s and 0.2-3 million page faults; with 2^15 it
-    takes 4.6 s. A GPU needs far larger chunks to keep its cores busy, and 2^22 pairs through a
-    256-wide layer still take only 4 GB."""
+    each chunk reuses the previous one's pages; larger chunks fault in fresh pages and smaller
+    ones pay per-chunk overhead (the chunk sizes measured: docs/benchmarks.md). A GPU needs far
+    larger chunks to keep its cores busy, and 2^22 pairs through a 256-wide layer fit in 4 GB."""
     return 1 << 22 if device.type == "cuda" else 1 << 15
 
 

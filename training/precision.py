@@ -23,8 +23,8 @@ def cpu_computes_bf16() -> bool:
 
 def bf16_pays_on_cpu(model: nn.Module) -> bool:
     """bf16 autocast on a CPU pays for the MLP tower's matrix products, which are most of an MLP
-    or NeuMF step: with bf16 units, oneDNN's bf16 products run several times faster than MKL's
-    fp32 ones, and those models' epochs shorten at the same accuracy. GMF has only matrix-vector
+    or NeuMF step: with bf16 units, oneDNN's bf16 products beat MKL's fp32 ones, and those
+    models' epochs shorten at the same accuracy. GMF has only matrix-vector
     products, where the casts cost more than they save, so it stays fp32. Figures in
     docs/benchmarks.md, the decision in docs/decisions/0005-bf16-on-cpu.md."""
     has_tower = any(isinstance(part, MLP) and len(part.tower) for part in model.modules())

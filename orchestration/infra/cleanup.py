@@ -55,9 +55,9 @@ class CleanupReport:
 
 def remove_stopped_containers(client: docker.DockerClient) -> list[str]:
     """Stopped containers of the course's images, found by the images' label, so those of a
-    superseded version go too (by image name they were missed, and each kept its 1.6 GB image
-    from being pruned). Running ones (an endpoint, a service) are left alone, and so are volumes:
-    an ``ncf-s3`` container run without compose keeps its objects in an anonymous one."""
+    superseded version go too (by image name they were missed, and each kept its image, over a
+    GB, from being pruned). Running ones (an endpoint, a service) are left alone, and so are
+    volumes: an ``ncf-s3`` container run without compose keeps its objects in an anonymous one."""
     removed = []
     for status in STOPPED:
         filters = {"label": IMAGE_LABEL, "status": status}

@@ -1,4 +1,5 @@
-"""Build one stage image from Python, the way ``scripts/build_images.sh`` builds them all.
+"""Build one stage image from Python, the way ``scripts/build_images.sh`` builds them all: a
+target of the repository's Dockerfile (preprocessing, training or inference).
 
 The Dockerfiles need BuildKit (``RUN --mount`` binds the host wheelhouse into the build), which
 the Docker SDK's builder does not speak, so this calls the ``docker`` CLI.
@@ -7,6 +8,7 @@ the Docker SDK's builder does not speak, so this calls the ``docker`` CLI.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -59,7 +61,7 @@ def docker_cli() -> str:
 
 def build_image(
     repo: Path,
-    dockerfile: str,
+    target: str,
     tag: str,
     base_image: str,
     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
@@ -71,7 +73,7 @@ def build_image(
             "`sudo make bootstrap`), which makes the wheelhouse every image installs from"
         )
     command = [docker_cli(), "build", "--progress=plain", "--build-arg", f"BASE_IMAGE={base_image}"]
-    command += ["--label", IMAGE_LABEL, "-f", str(repo / dockerfile), "-t", tag, str(repo)]
+    command += ["--label", IMAGE_LABEL, "--target", target, "-t", tag, str(repo)]
     started = time.perf_counter()
     done = run(
         command,
@@ -86,3 +88,29 @@ def build_image(
         tail = "\n".join(log.splitlines()[-15:])
         raise ImageBuildError(f"docker build of {tag} failed (exit {done.returncode}):\n{tail}")
     return BuildResult(tag, base_image, seconds, log)
+
+
+def stage_lines(dockerfile: Path, target: str) -> list[str]:
+    """The instructions ``target`` is built from, its parent stages first, comments and blank
+    lines left out: what a reader needs to see one image of a multi-stage Dockerfile."""
+    stages: dict[str, tuple[str | None, list[str]]] = {}
+    preamble: list[str] = []
+    current = preamble
+    for line in dockerfile.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if match := re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE):
+            base, name = match.groups()
+            current = [line]
+            stages[name or f"stage{len(stages)}"] = (base, current)
+            continue
+        current.append(line)
+    if target not in stages:
+        raise ValueError(f"{dockerfile} has no stage {target!r}; it has {', '.join(stages)}")
+    chain: list[str] = []
+    name: str | None = target
+    while name in stages:
+        base, lines = stages[name]
+        chain = lines + chain
+        name = base
+    return preamble + chain

@@ -121,7 +121,7 @@ def mlflow_command(
     command = [
         *(python, "-m", "mlflow", "server"),
         *("--host", host, "--port", str(port)),
-        # One learner: each worker is a whole MLflow process (~250 MB).
+        # One learner: each worker is a whole MLflow process (its memory: docs/benchmarks.md).
         *("--workers", "1"),
         *("--backend-store-uri", backend_store_uri),
         "--serve-artifacts",

@@ -49,11 +49,12 @@ def test_build_uses_buildkit_and_the_chosen_base(repo):
         calls.append((command, kwargs))
         return subprocess.CompletedProcess(command, 0, "", "#9 CACHED\n")
 
-    result = images.build_image(repo, "training/Dockerfile", "t:latest", "base:1", run=run)
+    result = images.build_image(repo, "training", "t:latest", "base:1", run=run)
     ((command, kwargs),) = calls
     assert command[:2] == ["/bin/true", "build"]
     assert "BASE_IMAGE=base:1" in command and command[-1] == str(repo)
     assert command[command.index("-t") + 1] == "t:latest"
+    assert command[command.index("--target") + 1] == "training"  # the repository's Dockerfile
     assert command[command.index("--label") + 1] == images.IMAGE_LABEL  # make clean prunes by it
     assert kwargs["env"]["DOCKER_BUILDKIT"] == "1"
     assert "CACHED" in result.log and result.base_image == "base:1"
@@ -70,9 +71,27 @@ def test_failed_build_shows_the_end_of_the_output(repo):
         return subprocess.CompletedProcess(command, 1, "", "step 1\nERROR: no such base\n")
 
     with pytest.raises(images.ImageBuildError, match="no such base"):
-        images.build_image(repo, "training/Dockerfile", "t:latest", "nope", run=run)
+        images.build_image(repo, "training", "t:latest", "nope", run=run)
 
 
 def test_missing_wheelhouse_says_how_to_make_it(tmp_path):
     with pytest.raises(images.ImageBuildError, match="make images"):
-        images.build_image(tmp_path, "training/Dockerfile", "t:latest", "base")
+        images.build_image(tmp_path, "training", "t:latest", "base")
+
+
+def test_a_stage_is_shown_with_the_stages_it_is_built_from():
+    dockerfile = Path(__file__).resolve().parents[2] / "Dockerfile"
+    training = images.stage_lines(dockerfile, "training")
+    froms = [line for line in training if line.startswith("FROM")]
+    assert froms == [
+        "FROM ${BASE_IMAGE} AS python",
+        "FROM python AS preprocessing-dependencies",
+        "FROM preprocessing-dependencies AS training-dependencies",
+        "FROM training-dependencies AS training",
+    ]
+    assert training[0].startswith("ARG BASE_IMAGE") and not any(x[:1] == "#" for x in training)
+    assert "COPY inference/ inference/" not in training
+    preprocessing = images.stage_lines(dockerfile, "preprocessing")
+    assert not any("torch" in line or "training" in line for line in preprocessing)
+    with pytest.raises(ValueError, match="no stage 'serving'; it has python"):
+        images.stage_lines(dockerfile, "serving")
