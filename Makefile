@@ -18,9 +18,11 @@ setup: $(BIN)/.installed
 pipeline: setup
 	$(BIN)/ncf-course $(ARGS)
 
+# Where a Docker engine answers but the course's images are missing, they are built first.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m orchestration.infra.images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The unit tier only (tests/unit: no subprocess, server, Docker or network; under a minute):

@@ -139,7 +139,8 @@ def _download(
         raise DownloadError(
             f"Could not download {spec.name} from {spec.url} ({exc}). If this machine is offline, "
             "download the archive on another machine, unzip it and pass "
-            f"--data-dir <folder containing {spec.ratings_file}>."
+            f"--data-dir <folder containing {spec.ratings_file}> (in a lesson: set NCF_DATA_DIR "
+            "to that folder before starting JupyterLab)."
         ) from exc
     _verify(spec, part)
     part.replace(archive)

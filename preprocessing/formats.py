@@ -1,9 +1,10 @@
-"""The raw rating file layouts this course reads: the MovieLens releases and He et al.'s files.
+"""The raw file layouts this course reads: the MovieLens releases and He et al.'s files.
 
-A ``RawFormat`` says how a family of files is laid out (file name, separator, header, columns)
-and which values are legal in it (the lowest id, the rating range and step). The reader, the
-rules, the dataset catalogue and the synthetic generator all take the layout from here, so what
-the generator writes is what the reader expects.
+A ``RawFormat`` says how a family of ratings files is laid out (file name, separator, header,
+columns) and which values are legal in it (the lowest id, the rating range and step). The reader,
+the rules, the dataset catalogue and the synthetic generator all take the layout from here, so
+what the generator writes is what the reader expects. A ``TitlesFormat`` says the same of the
+movies file a release ships beside its ratings (:mod:`preprocessing.titles` reads it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,33 @@ RAW_FORMATS = {
             min_id=0,
         ),
     )
+}
+
+
+@dataclass(frozen=True)
+class TitlesFormat:
+    """How a release's movies file is laid out: the item id and the title are its first two
+    fields. Only files with a header quote their fields (a title with a comma is quoted there)."""
+
+    file_name: str
+    separator: str
+    encoding: str
+    columns: tuple[str, str]  # the id and title columns, as the file (or its README) names them
+    has_header: bool
+
+
+# ML-10M's movies.dat has ML-1M's layout and is read the same way. latin-1 decodes any byte, so a
+# wrong guess of the encoding garbles an accent but never fails the job.
+_MOVIES_DAT = TitlesFormat("movies.dat", "::", "latin-1", ("MovieID", "Title"), has_header=False)
+
+# Keyed like RAW_FORMATS: a ratings layout's name gives the movies file of the same release.
+TITLES_FORMATS = {
+    "ml-100k": TitlesFormat(
+        "u.item", "|", "latin-1", ("movie id", "movie title"), has_header=False
+    ),
+    "ml-1m": _MOVIES_DAT,
+    "ml-10m": _MOVIES_DAT,
+    "ml-csv": TitlesFormat("movies.csv", ",", "utf-8", ("movieId", "title"), has_header=True),
 }
 
 

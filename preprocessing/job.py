@@ -22,6 +22,7 @@ from preprocessing.ncf_benchmark import NCF_NUM_NEGATIVES, load_ncf_benchmark, n
 from preprocessing.ratings import load_ratings
 from preprocessing.reports import DataValidationError, ValidationReport
 from preprocessing.split import from_benchmark, leave_one_out
+from preprocessing.titles import load_titles, titles_file, with_titles
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Source:
     path: Path
     raw_format: str
     official_checksum: bool | None = None
+    titles: Path | None = None  # the release's movies file; None: the dataset has no titles
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ def resolve_source(
         path = datasets.locate(dataset, data_dir)
     else:
         path = datasets.fetch(dataset, cache_dir, progress=progress)
-    return Source(dataset, path, spec.raw_format, _official(dataset, path))
+    official = _official(dataset, path)
+    return Source(dataset, path, spec.raw_format, official, titles_file(path, spec.raw_format))
 
 
 def _official(dataset: str, path: Path) -> bool | None:
@@ -149,7 +152,8 @@ def run_preprocessing(
     num_negatives: int = 99,
     seed: int = 0,
 ) -> ProcessingResult:
-    """Load, validate, split and write; the rejects are on disk before the split can fail."""
+    """Load, validate, split, add the titles and write; the rejects are on disk before the split
+    can fail."""
     params = {
         "policy": policy,
         "validation_holdout": validation,
@@ -177,8 +181,9 @@ def run_preprocessing(
         split = leave_one_out(
             loaded.interactions, num_negatives=num_negatives, validation=validation, seed=seed
         )
+    titles = load_titles(source.titles, source.raw_format)
     manifest = write_split(
-        split,
+        with_titles(split, titles),
         output_dir,
         extra={
             "source": {
@@ -186,6 +191,7 @@ def run_preprocessing(
                 "path": str(source.path),
                 "raw_format": source.raw_format,
                 "official_checksum": source.official_checksum,
+                "titles": None if titles is None else str(source.titles),
             },
             "params": params,
             "validation": report.to_dict(),

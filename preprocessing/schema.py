@@ -6,6 +6,9 @@ table's schema before trusting a file, so a stale or hand-edited output fails lo
 
 Ids: ``user`` and ``item`` are dense 0-based indices (what embedding tables need); ``user_id`` and
 ``item_id`` are the original MovieLens ids, kept in ``users.parquet`` / ``items.parquet``.
+
+Readers accept their own schema version only. An added column raises the minor number, a changed
+or removed one the major: 1.0 was the first contract, 1.1 added ``items.title``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 MANIFEST_FILE = "manifest.json"
 REJECTS_FILE = "rejects.csv"
 
@@ -53,6 +56,7 @@ ITEMS = pa.schema(
         pa.field("item_id", pa.int64(), nullable=False),
         pa.field("n_train", pa.int32(), nullable=False),
         pa.field("mean_rating", pa.float32(), nullable=True),  # null: no train ratings
+        pa.field("title", pa.string(), nullable=True),  # null: the dataset has no titles
     ]
 )
 

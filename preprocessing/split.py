@@ -29,7 +29,7 @@ class Split:
     validation: Holdout | None
     test: Holdout
     users: pd.DataFrame  # user, user_id, n_train, first_timestamp, last_timestamp
-    items: pd.DataFrame  # item, item_id, n_train, mean_rating
+    items: pd.DataFrame  # item, item_id, n_train, mean_rating, title (preprocessing.titles)
 
     @property
     def n_users(self) -> int:
@@ -276,5 +276,6 @@ def _item_table(train: pd.DataFrame, item_ids: pd.Index) -> pd.DataFrame:
             "item_id": item_ids.to_numpy(np.int64),
             "n_train": stats["size"].fillna(0).to_numpy(np.int32),
             "mean_rating": stats["mean"].to_numpy(np.float32),
+            "title": np.full(len(item_ids), None, dtype=object),  # the split knows no titles
         }
     )

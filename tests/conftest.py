@@ -13,6 +13,7 @@ A fixture lives in the conftest.py of the narrowest folder that holds all its us
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -39,12 +40,24 @@ def _tier(path: Path) -> str | None:
     return folder if folder in TIERS else None
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Where Docker cannot run local mode, say so once, at the top."""
+    problem = _docker_problem()
+    if problem is None:
+        return None
+    return f"Docker: {problem}; the Docker tier and the lessons that need Docker are skipped"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The folder gives the tier's marker; unit tests get a tight timeout; GPU tests skip,
-    saying why, where PyTorch sees no CUDA device."""
+    saying why, where PyTorch sees no CUDA device; so do the lessons that run SageMaker jobs
+    where Docker cannot (CI, with NCF_REQUIRE_DOCKER, fails them instead)."""
     timeouts = config.pluginmanager.hasplugin("timeout")
     gpu_problem = None
     for item in items:
+        lesson = item.path.suffix == ".ipynb"
+        if lesson and _needs_docker(item.path) and (problem := _docker_problem()):
+            item.add_marker(pytest.mark.skip(reason=f"needs Docker: {problem}"))
         tier = _tier(item.path)
         if tier is not None:
             item.add_marker(tier)
@@ -54,6 +67,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             gpu_problem = gpu_problem or _gpu_problem()
             if gpu_problem:
                 item.add_marker(pytest.mark.skip(reason=gpu_problem))
+
+
+@functools.cache
+def _docker_problem() -> str | None:
+    """Why local mode cannot run here, None where it can or where CI requires it (a missing
+    engine or image must then fail the tests that need it, never skip them)."""
+    if os.environ.get("NCF_REQUIRE_DOCKER"):
+        return None
+    from orchestration.probes import local_mode_problem
+
+    return local_mode_problem()
+
+
+@functools.cache
+def _needs_docker(lesson: Path) -> bool:
+    """A lesson that drives Docker or SageMaker's local mode."""
+    text = lesson.read_text()
+    return "import docker" in text or "orchestration.sagemaker_local" in text
 
 
 def _gpu_problem() -> str:

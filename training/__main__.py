@@ -4,8 +4,10 @@ SageMaker's contract (``training.sagemaker_contract``) gives the defaults: the `
 channel, the ``gmf`` / ``mlp`` channels for NeuMF pre-training, the ``checkpoints`` channel, the
 model and output folders and the hosts, from ``SM_*`` variables or, in our bring-your-own
 container, from ``/opt/ml``; hyperparameters come from ``input/config/hyperparameters.json``
-and the command line. Flags always win. With several hosts every one runs this program as one
-rank of a data-parallel job (``training.distributed``).
+and the command line. Flags always win; a hyperparameter neither gives takes the value of the
+model's course recipe (``training.recipes``), else ``TrainConfig``'s, so ``--model gmf`` alone
+trains the course's GMF. With several hosts every one runs this program as one rank of a
+data-parallel job (``training.distributed``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from training.artifacts import ArtifactError, extract_model_archive
 from training.checkpoint import CheckpointError
 from training.config import GPU_CHOICES, LOSS_NAMES, MODELS, ConfigError, TrainConfig
 from training.distributed import process_group
+from training.recipes import RECIPES, recipe_name
 from training.sagemaker_contract import ContractError, TrainingContract
 from training.tracking import default_tracking_uri
 from training.train import DeviceError, NonFiniteLossError, TrainingInterrupted, resolve_device
 
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what an orchestrator expects from a stopped job
+
+log = logging.getLogger(__name__)
 
 
 def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
@@ -39,16 +44,31 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
         prog="python -m training", description="Train GMF, MLP or NeuMF on a processed split."
     )
     hyperparameters = parser.add_argument_group(
-        "hyperparameters", "also read from hyperparameters.json"
+        "hyperparameters",
+        "also read from hyperparameters.json; one given neither way takes the model's recipe "
+        "value (training/recipes.py) where the recipe has one, else the fixed default",
+    )
+    hyperparameters.add_argument(
+        "--model",
+        choices=MODELS,
+        default=TrainConfig.model,
+        help="GMF, MLP or NeuMF (He et al.); its recipe, neumf-pretrained for NeuMF given both "
+        "--pretrained-gmf and --pretrained-mlp, fills the flags left out "
+        f"(default: {TrainConfig.model})",
     )
     flag = partial(_hyperparameter, hyperparameters.add_argument)
-    flag("--model", "GMF, MLP or NeuMF (He et al.)", choices=MODELS)
     flag("--num-factors", "GMF embedding size (predictive factors; NeuMF's GMF half)", type=int)
     flag("--layers", "MLP sizes; the first is the user and item embeddings joined", type=_int_list)
     flag("--learning-rate", "Adam's step size", type=float)
     flag("--gpu", "auto: CUDA when there is one", type=str.lower, choices=GPU_CHOICES)
     flag("--epochs", "at most; early stopping on validation may end sooner", type=int)
-    flag("--batch-size", "positives per micro-batch (each with negatives)", type=int)
+    flag(
+        "--batch-size",
+        "positives per micro-batch; each brings --num-negatives negatives, so a batch has "
+        "(1 + num_negatives) times as many rows and an epoch that many times fewer optimiser "
+        "steps than the same number counted in samples, as guoyang9/NCF counts it",
+        type=int,
+    )
     flag("--num-negatives", "negatives sampled per positive, afresh each epoch", type=int)
     flag(
         "--loss",
@@ -124,15 +144,35 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
 def _hyperparameter(
     add_argument: Callable[..., argparse.Action], name: str, help: str, **kwargs: Any
 ) -> None:
-    """A flag whose default is TrainConfig's, so one place says what a run does by default."""
-    default = getattr(TrainConfig, name.removeprefix("--").replace("-", "_"))
-    if isinstance(default, tuple):  # --layers: each word is a list (``64,32`` or ``64``)
-        shown = " ".join(map(str, default))
-        default = [list(default)]
+    """A flag left out stays None: which recipe fills it depends on --model and the pre-trained
+    folders, known only once all flags are read (``config_from_args``)."""
+    field = name.removeprefix("--").replace("-", "_")
+    if field == "layers":  # each word is a list (``64,32`` or ``64``)
         kwargs["nargs"] = "+"
-    else:
-        shown = str(default).lower() if isinstance(default, bool) else default
-    add_argument(name, default=default, help=f"{help} (default: {shown})", **kwargs)
+    add_argument(name, help=f"{help} ({_default_help(field)})", **kwargs)
+
+
+def _default_help(field: str) -> str:
+    """Where a left-out flag's value comes from: the recipes that set it (grouped by value),
+    then TrainConfig for the others, read from both so --help cannot drift from them."""
+    fixed = _shown(getattr(TrainConfig, field))
+    by_value: dict[str, list[str]] = {}
+    for recipe, values in RECIPES.items():
+        if field in values:
+            by_value.setdefault(_shown(values[field]), []).append(recipe)
+    if not by_value:
+        return f"default: {fixed}"
+    parts = [f"{value} for {', '.join(recipes)}" for value, recipes in by_value.items()]
+    if sum(map(len, by_value.values())) < len(RECIPES):
+        parts.append(f"else {fixed}")
+    return "default: the model's recipe: " + "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    """A value as it would be typed on the command line."""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _int_list(text: str) -> list[int]:
@@ -152,11 +192,18 @@ def _bool(text: str) -> bool:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's hyperparameters; ``--layers 64,32 16`` and ``--layers 64 32 16`` are one list."""
-    fields = {
-        key: value for key, value in vars(args).items() if key in TrainConfig.__dataclass_fields__
+    """The run's hyperparameters: the flags given, then the model's recipe, then TrainConfig's
+    defaults; ``--layers 64,32 16`` and ``--layers 64 32 16`` are one list."""
+    given = {
+        key: value
+        for key, value in vars(args).items()
+        if key in TrainConfig.__dataclass_fields__ and value is not None
     }
-    return TrainConfig(**fields | {"layers": [n for group in args.layers for n in group]})
+    if "layers" in given:
+        given["layers"] = [n for group in given["layers"] for n in group]
+    recipe = recipe_name(args.model, pretrained=bool(args.pretrained_gmf and args.pretrained_mlp))
+    log.info("hyperparameters: the %s recipe (training/recipes.py), then the flags given", recipe)
+    return TrainConfig(**RECIPES[recipe] | given)
 
 
 def hyperparameter_args(config_dir: Path) -> list[str]:

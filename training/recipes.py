@@ -1,8 +1,10 @@
 """The model recipes: the hyperparameters the main job and the accuracy benchmark train with.
 
 Keys are ``TrainConfig`` fields (``training.config``), turned into the training entry point's
-flags by whoever launches a job. Every value was chosen on the ML-100K validation hold-out, never
-on test; docs/training.md ("Recipes") says how, and docs/benchmarks.md holds the figures.
+flags by whoever launches a job; the entry point also fills every flag left out from the run's
+recipe (``recipe_name``), so ``python -m training --model gmf`` trains the course's GMF. Every
+value was chosen on the ML-100K validation hold-out, never on test; docs/training.md ("Recipes")
+says how, and docs/benchmarks.md holds the figures.
 """
 
 from __future__ import annotations
@@ -55,3 +57,9 @@ RECIPES: dict[str, dict[str, Any]] = {
 # Fine-tuning pre-trained halves: a small step keeps what they learned (the paper uses SGD);
 # alpha 0.6 leans on the stronger GMF half.
 RECIPES["neumf-pretrained"] = RECIPES["neumf"] | {"learning_rate": 0.0001, "alpha": 0.6}
+
+
+def recipe_name(model: str, *, pretrained: bool) -> str:
+    """The recipe a run of ``model`` trains with: NeuMF fine-tuning pre-trained GMF and MLP
+    halves needs its own (a far smaller step), every other run its model's."""
+    return "neumf-pretrained" if model == "neumf" and pretrained else model

@@ -119,7 +119,7 @@ class Tracker:
         self._call(
             "log_batch",
             self.run_id,
-            metrics=[Metric(_metric_key(k), float(v), now, step) for k, v in metrics.items()],
+            metrics=[Metric(metric_key(k), float(v), now, step) for k, v in metrics.items()],
         )
 
     def log_artifacts(self, folder: Path, artifact_path: str = "model") -> None:
@@ -131,7 +131,7 @@ class Tracker:
             self._call("set_terminated", self.run_id, status)
 
 
-def _metric_key(name: str) -> str:
+def metric_key(name: str) -> str:
     """MLflow keys allow no '@'; ``hr@10`` becomes ``hr_at_10``."""
     return name.replace("@", "_at_")
 

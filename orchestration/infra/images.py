@@ -1,5 +1,7 @@
 """Build one stage image from Python, the way ``scripts/build_images.sh`` builds them all: a
-target of the repository's Dockerfile (preprocessing, training or inference).
+target of the repository's Dockerfile (preprocessing, training or inference); and build the
+course's images where an engine answers but they are missing (``python -m
+orchestration.infra.images``, which ``make test`` runs first).
 
 The Dockerfiles need BuildKit (``RUN --mount`` binds the host wheelhouse into the build), which
 the Docker SDK's builder does not speak, so this calls the ``docker`` CLI.
@@ -11,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +22,13 @@ from pathlib import Path
 import docker
 from docker.errors import ImageNotFound
 
-from orchestration.names import IMAGE_LABEL
+from orchestration.names import COURSE_IMAGES, IMAGE_LABEL
+from orchestration.probes import docker_client
 
 PUBLIC_BASE = "python:3.11-slim-bookworm"  # pulled from Docker Hub on a learner's machine
 OFFLINE_BASE = "ncf-base:bookworm"  # what scripts/bootstrap.sh makes where no registry answers
 WHEELHOUSE = Path("build") / "wheelhouse"
+REPO = Path(__file__).resolve().parents[2]
 
 
 class ImageBuildError(RuntimeError):
@@ -114,3 +119,46 @@ def stage_lines(dockerfile: Path, target: str) -> list[str]:
         chain = lines + chain
         name = base
     return preamble + chain
+
+
+def missing_images(client: docker.DockerClient) -> list[str]:
+    """The course's images (stages and services) the engine does not have."""
+    missing = []
+    for image in COURSE_IMAGES:
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            missing.append(image)
+    return missing
+
+
+def ensure_images(
+    repo: Path = REPO, run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+) -> str:
+    """Build the course's images with ``scripts/build_images.sh`` where an engine answers and
+    any is missing (its progress lines stream through). Returns one line saying what it found."""
+    client = docker_client()
+    if client is None:
+        return "no Docker engine answers: what needs Docker is skipped (lesson 01 says how)"
+    missing = missing_images(client)
+    if not missing:
+        return f"the course's {len(COURSE_IMAGES)} images are built"
+    print(f"building the missing images ({', '.join(missing)}): a few minutes the first time")
+    env = os.environ | {"BASE_IMAGE": default_base_image(client), "PYTHON": sys.executable}
+    built = run(["bash", str(repo / "scripts" / "build_images.sh")], env=env, check=False)
+    if built.returncode != 0:
+        raise ImageBuildError("scripts/build_images.sh failed: its last lines are above")
+    return f"built {len(missing)} image(s) in the course's {len(COURSE_IMAGES)}"
+
+
+def main() -> int:
+    try:
+        print(ensure_images())
+    except ImageBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

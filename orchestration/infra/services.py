@@ -70,6 +70,8 @@ from orchestration.probes import (
 log = logging.getLogger(__name__)
 
 STATE_FILE = "services.json"  # what `up` started, for `down`
+# Where `up` and the lessons keep the store's and MLflow's files (relative to the repository).
+COURSE_SERVICES = Path("runs") / "services"
 _PROBE = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1})
 _KEY_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
 
@@ -573,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         ("down", "stop what `up` started"),
     ]:
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument("--folder", type=Path, default=Path("runs/services"))
+        sub.add_argument("--folder", type=Path, default=COURSE_SERVICES)
         sub.add_argument("--bucket", default=DEFAULT_BUCKET)
         sub.add_argument("--s3-port", type=int, default=S3_PORT)
         sub.add_argument("--mlflow-port", type=int, default=MLFLOW_PORT)

@@ -6,7 +6,6 @@ Each job gets one name, used everywhere a learner looks for it: the MLflow run, 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +54,18 @@ class TrainingJobs:
         live: bool = False,
         instance_count: int = 1,
         checkpoint_dir: Path | None = None,
+        pretrained: dict[str, TrainingJob] | None = None,
     ) -> TrainingJob:
-        """One job, its log shown as it runs (``live``) or kept in ``work_dir/logs/<name>.log``."""
+        """One job, its log shown as it runs (``live``) or kept in ``work_dir/logs/<name>.log``.
+        ``pretrained``: earlier jobs whose models it starts from, by channel (``gmf``, ``mlp``)."""
         log = None if live else self.log_file(name)
+        channels = {"train": self.train_uri}
+        channels |= {channel: job.model_data for channel, job in (pretrained or {}).items()}
         started = time.perf_counter()
-        with captured(log) if log else contextlib.nullcontext():
+        with captured(log):
             model_data = run_training(
                 self.session,
-                channels={"train": self.train_uri},
+                channels=channels,
                 hyperparameters=hyperparameters | {"run_name": name},
                 output_path=f"{self.output_prefix}/{name}",
                 instance_type=self.instance_type,

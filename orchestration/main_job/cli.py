@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -52,7 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: SageMaker local-mode jobs when Docker and the images are there, else "
         "processes (default: %(default)s)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream every stage's output (entry points, SDK, containers) instead of one line a "
+        "stage with its output in WORK_DIR/logs/<stage>.log",
+    )
     return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO and up reach each stage's log; between stages the screen shows warnings only, unless
+    ``--verbose``. The application sets this up; the libraries only log."""
+    screen = logging.StreamHandler()
+    screen.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s", handlers=[screen]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             TrainConfig(**recipe | training_overrides(args))
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    configure_logging(args.verbose)
     try:
         with open_backend(args.mode, args.work_dir) as backend:
             print(f"running the course pipeline as {backend.description}")

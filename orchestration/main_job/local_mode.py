@@ -58,7 +58,6 @@ class LocalModeBackend:
     def train(
         self, name: str, hyperparameters: dict[str, Any], pretrained: dict[str, TrainedModel]
     ) -> TrainedModel:
-        started = time.perf_counter()
         channels = {"train": self.processed_uri}
         channels |= {channel: model.location for channel, model in pretrained.items()}
         model_data = jobs.run_training(
@@ -70,9 +69,8 @@ class LocalModeBackend:
             environment={"MLFLOW_TRACKING_URI": self.services.mlflow.tracking_uri},
             job_name=self._job_name(name),
         )
-        seconds = time.perf_counter() - started
         folder = fetch_model(self.session, model_data, self.work_dir / "models" / name)
-        return TrainedModel(folder, model_data, seconds)
+        return TrainedModel(folder, model_data)
 
     def recommend(self, model: TrainedModel, users: list[Any], k: int) -> list[dict[str, Any]]:
         predictor = endpoints.deploy(

@@ -15,16 +15,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestration.lessons.joblog import capturing_log
 from orchestration.main_job.stages import TrainedModel, preprocessing_flags
 from training.hyperparameters import hyperparameter_flags
 from training.tracking import local_tracking_uri
 
 
 def run_stage(module: str, args: list[str], env: dict[str, str]) -> float:
-    """Run ``python -m module`` like a container runs its entry point; raise if it fails."""
+    """Run ``python -m module`` like a container runs its entry point; raise if it fails.
+
+    Inside ``joblog.captured`` its output goes to that log, as a job's does; else to this
+    process's stdout and stderr."""
     started = time.perf_counter()
     command = [sys.executable, "-m", module, *args]
-    completed = subprocess.run(command, env=os.environ | env, check=False)
+    log = capturing_log()
+    if log is not None:
+        log.flush()  # what this process wrote before the stage stays before its output
+    completed = subprocess.run(command, env=os.environ | env, stdout=log, stderr=log, check=False)
     if completed.returncode != 0:
         raise RuntimeError(
             f"stage {module} failed with exit code {completed.returncode}; its error is above"
@@ -76,8 +83,8 @@ class ProcessBackend:
         for channel, model in pretrained.items():
             env[f"SM_CHANNEL_{channel.upper()}"] = model.location
         flags = hyperparameter_flags(hyperparameters | {"tracking_uri": self.tracking_uri})
-        seconds = run_stage("training", flags, env)
-        return TrainedModel(model_dir, str(model_dir), seconds)
+        run_stage("training", flags, env)
+        return TrainedModel(model_dir, str(model_dir))
 
     def recommend(self, model: TrainedModel, users: list[Any], k: int) -> list[dict[str, Any]]:
         """The serving code in this process: the same recommender the endpoint runs."""

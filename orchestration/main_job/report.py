@@ -22,11 +22,20 @@ def results_table(stages: list[Stage]) -> str:
 
 
 def recommendations_table(recommendations: list[dict[str, Any]]) -> str:
-    lines = ["| user | top items (score) |", "|---|---|"]
+    """One row a recommended item, best first: titles are too long to share a row."""
+    lines = ["| user | rank | item | score |", "|---|---|---|---|"]
     for row in recommendations:
-        items = ", ".join(f"{item['item_id']} ({item['score']:.2f})" for item in row["items"])
-        lines.append(f"| {row['user_id']} | {items} |")
+        for rank, item in enumerate(row["items"], start=1):
+            lines.append(
+                f"| {row['user_id']} | {rank} | {item_label(item)} | {item['score']:.2f} |"
+            )
     return "\n".join(lines)
+
+
+def item_label(item: dict[str, Any]) -> str:
+    """``title (item id)``, or the bare id where the dataset has no titles."""
+    title = item.get("title")
+    return str(item["item_id"]) if title is None else f"{title} ({item['item_id']})"
 
 
 def write_results(

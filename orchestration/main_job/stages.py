@@ -1,19 +1,20 @@
 """The course pipeline, the same whichever backend runs its stages.
 
 prepare data -> train GMF and MLP -> train NeuMF initialised from both -> evaluate each saved
-artifact -> ask the NeuMF for sample recommendations. A backend runs the stages: as plain
-processes (``processes``) or as SageMaker local-mode jobs (``local_mode``).
+artifact -> ask the NeuMF for sample recommendations, shown with their titles. A backend runs the
+stages: as plain processes (``processes``) or as SageMaker local-mode jobs (``local_mode``); the
+console (``console``) shows each as one line and keeps its output in a log.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from preprocessing.schema import TABLE_FILES, USERS, read_table
+from orchestration.main_job.console import Console
+from preprocessing.schema import ITEMS, TABLE_FILES, USERS, read_table
 from training.evaluate import evaluate_artifact
 from training.recipes import RECIPES
 
@@ -23,6 +24,8 @@ PIPELINE_MODELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mlp", ()),
     ("neumf-pretrained", ("gmf", "mlp")),
 )
+STAGES = len(PIPELINE_MODELS) + 3  # prepare, train each model, evaluate, recommend
+RECOMMENDED_MODEL = "neumf-pretrained"
 
 
 @dataclass
@@ -36,7 +39,6 @@ class Stage:
 class TrainedModel:
     folder: Path  # the model folder on this machine, for evaluation
     location: str  # what a later stage is given: a folder here, an s3:// URI in local mode
-    seconds: float
 
 
 class Backend(Protocol):
@@ -72,27 +74,53 @@ def training_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def log_folder(args: argparse.Namespace) -> Path | None:
+    """Where each stage's output goes; None: to the screen as it comes (``--verbose``)."""
+    return None if args.verbose else args.work_dir / "logs"
+
+
 def first_users(processed: Path, count: int = 3) -> list[Any]:
     """The first ``count`` users of the processed split: the same ones on every run."""
     users = read_table(processed / TABLE_FILES["users"], USERS)
     return users.column("user_id").to_pylist()[:count]
 
 
+def titled(recommendations: list[dict[str, Any]], processed: Path) -> list[dict[str, Any]]:
+    """Each recommended item with its title from the processed items table (None: no title)."""
+    items = read_table(processed / TABLE_FILES["items"], ITEMS)
+    titles = dict(zip(items["item_id"].to_pylist(), items["title"].to_pylist(), strict=True))
+    return [
+        row | {"items": [item | {"title": titles.get(item["item_id"])} for item in row["items"]]}
+        for row in recommendations
+    ]
+
+
 def run_course(
     args: argparse.Namespace, backend: Backend
 ) -> tuple[list[Stage], list[dict[str, Any]]]:
     """prepare -> GMF, MLP -> NeuMF from both -> evaluate -> recommendations from the server."""
-    started = time.perf_counter()
-    processed = backend.prepare(args)
-    stages = [Stage("prepare data", time.perf_counter() - started)]
+    console = Console(STAGES, log_folder(args))
+    with console.stage(f"prepare {args.dataset}", "prepare-data") as prepared:
+        processed = backend.prepare(args)
     overrides = training_overrides(args)
     trained: dict[str, TrainedModel] = {}
+    seconds: dict[str, float] = {}
     for name, pretrained in PIPELINE_MODELS:
         hyperparameters = RECIPES[name] | overrides | {"run_name": name}
         channels = {channel: trained[channel] for channel in pretrained}
-        trained[name] = backend.train(name, hyperparameters, channels)
-    for name, model in trained.items():
-        metrics = evaluate_artifact(model.folder, processed, k=10)
-        stages.append(Stage(name, model.seconds, metrics))
+        title = f"train {name}" + (f" from {', '.join(pretrained)}" if pretrained else "")
+        with console.stage(title, f"train-{name}") as training:
+            trained[name] = backend.train(name, hyperparameters, channels)
+        seconds[name] = training.seconds
+    with console.stage(f"evaluate {', '.join(trained)}", "evaluate"):
+        metrics = {
+            name: evaluate_artifact(model.folder, processed, k=10)
+            for name, model in trained.items()
+        }
     users = first_users(processed)
-    return stages, backend.recommend(trained["neumf-pretrained"], users, k=5)
+    shown = ", ".join(map(str, users))
+    with console.stage(f"serve {RECOMMENDED_MODEL}, recommend for users {shown}", "recommend"):
+        recommendations = backend.recommend(trained[RECOMMENDED_MODEL], users, k=5)
+    stages = [Stage("prepare data", prepared.seconds)]
+    stages += [Stage(name, seconds[name], metrics[name]) for name in trained]
+    return stages, titled(recommendations, processed)

@@ -20,6 +20,7 @@ from tests.helpers import FAST_FLAGS as FAST
 from training.artifacts import load_model, save_model
 from training.evaluate import evaluate_artifact
 from training.models import architecture, build_model
+from training.recipes import RECIPES
 
 
 def test_sagemaker_channels_give_a_loadable_artifact(sm_env, processed_dir):
@@ -134,7 +135,7 @@ def test_pretrained_weights_of_other_shapes_are_named(
 ):
     gmf_dir = fresh_half(sm_env / "gmf", **({"model": "gmf"} | gmf))
     mlp_dir = fresh_half(sm_env / "mlp", **({"model": "mlp"} | mlp))
-    argv = ["--model", "neumf", *FAST[:2], "--layers", "16", "10", "8"]
+    argv = ["--model", "neumf", *FAST[:4], "--layers", "16", "10", "8"]
     argv += ["--pretrained-gmf", str(gmf_dir), "--pretrained-mlp", str(mlp_dir)]
     assert cli.main(argv) == 1
     assert re.search(message, capsys.readouterr().err)
@@ -227,7 +228,7 @@ def test_pretrained_start_that_wins_is_refitted_from_the_refitted_halves(sm_env,
         blend = NeuMF(
             gmf.user_embedding.num_embeddings, gmf.item_embedding.num_embeddings, 8, (16, 8)
         )
-        blend.load_pretrained(gmf, mlp, 0.5)
+        blend.load_pretrained(gmf, mlp, RECIPES["neumf-pretrained"]["alpha"])
         saved = torch.load(sm_env / "neumf" / file, weights_only=True)
         for name, value in blend.state_dict().items():
             torch.testing.assert_close(saved[name], value)

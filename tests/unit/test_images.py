@@ -95,3 +95,46 @@ def test_a_stage_is_shown_with_the_stages_it_is_built_from():
     assert not any("torch" in line or "training" in line for line in preprocessing)
     with pytest.raises(ValueError, match="no stage 'serving'; it has python"):
         images.stage_lines(dockerfile, "serving")
+
+
+def _builds(monkeypatch, present, returncode=0):
+    """ensure_images against a faked engine; returns the build script calls it made."""
+    monkeypatch.setattr(
+        images, "docker_client", lambda: None if present is None else _Images(present)
+    )
+    calls = []
+
+    def run(command, **kwargs):
+        calls.append((command, kwargs["env"]))
+        return subprocess.CompletedProcess(command, returncode)
+
+    return calls, run
+
+
+def test_without_an_engine_nothing_is_built_and_the_line_says_so(monkeypatch):
+    calls, run = _builds(monkeypatch, None)
+    assert images.ensure_images(run=run).startswith("no Docker engine answers")
+    assert calls == []
+
+
+def test_built_images_are_left_alone(monkeypatch):
+    calls, run = _builds(monkeypatch, set(images.COURSE_IMAGES))
+    assert images.ensure_images(run=run) == "the course's 5 images are built"
+    assert calls == []
+
+
+def test_missing_images_are_built_by_the_build_script_from_the_right_base(monkeypatch, capsys):
+    present = set(images.COURSE_IMAGES[1:]) | {images.OFFLINE_BASE}
+    calls, run = _builds(monkeypatch, present)
+    assert images.ensure_images(Path("/repo"), run=run) == "built 1 image(s) in the course's 5"
+    ((command, env),) = calls
+    assert command == ["bash", "/repo/scripts/build_images.sh"]
+    assert env["BASE_IMAGE"] == images.OFFLINE_BASE
+    assert images.COURSE_IMAGES[0] in capsys.readouterr().out
+
+
+def test_a_failed_build_is_an_error(monkeypatch):
+    calls, run = _builds(monkeypatch, set(), returncode=1)
+    with pytest.raises(images.ImageBuildError, match=r"build_images\.sh failed"):
+        images.ensure_images(run=run)
+    assert len(calls) == 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import pytest
 
-from orchestration.lessons.joblog import captured, matching_lines
+from orchestration.lessons.joblog import captured, capturing_log, matching_lines
 
 
 def test_output_and_log_records_go_to_the_file_even_on_failure(tmp_path, capsys):
@@ -26,6 +27,22 @@ def test_output_and_log_records_go_to_the_file_even_on_failure(tmp_path, capsys)
         root.removeHandler(screen)
     assert logfile.read_text() == "epoch 1\nwarning\nERROR:sagemaker:Creating training-job\n"
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_child_process_is_handed_the_open_log_and_nothing_outside(tmp_path, capsys):
+    logfile = tmp_path / "job.log"
+    assert capturing_log() is None
+    with captured(logfile):
+        log = capturing_log()
+        print("before the child")
+        log.flush()
+        os.write(log.fileno(), b"the child's line\n")  # what a subprocess given it writes
+    assert capturing_log() is None
+    assert logfile.read_text() == "before the child\nthe child's line\n"
+    with captured(None):
+        print("on the screen")
+        assert capturing_log() is None
+    assert capsys.readouterr().out == "on the screen\n"
 
 
 def test_matching_lines_pick_what_a_lesson_points_at(tmp_path):

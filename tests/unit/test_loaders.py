@@ -12,6 +12,7 @@ import pytest
 from preprocessing import schema
 from preprocessing.formats import RAW_FORMATS
 from preprocessing.job import resolve_source, run_preprocessing
+from preprocessing.manifest import read_split
 from preprocessing.ncf_benchmark import NCF_NUM_NEGATIVES, load_ncf_benchmark
 from preprocessing.ratings import load_ratings
 from preprocessing.reports import DataValidationError
@@ -554,6 +555,7 @@ def test_benchmark_files_go_through_the_processing_job(tmp_path: Path) -> None:
     source = resolve_source("ncf-ml-1m", data_dir=write_benchmark(tmp_path), cache_dir=tmp_path)
     manifest = run_preprocessing(source, tmp_path / "processed", validation=False).manifest
     assert (manifest["counts"]["train"], manifest["counts"]["test"]) == (len(TRAIN), len(TEST))
+    assert read_split(tmp_path / "processed").items["title"].isna().all()  # the files have none
     (tmp_path / "ml-1m.test.negative").unlink()
     with pytest.raises(FileNotFoundError, match=r"has no ml-1m\.test\.negative for ncf-ml-1m"):
         resolve_source("ncf-ml-1m", data_dir=tmp_path, cache_dir=tmp_path)

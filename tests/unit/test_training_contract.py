@@ -2,11 +2,13 @@
 SM_* variables winning over them, and the checkpoints channel that local mode mounts."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 import training.__main__ as cli
 from training.config import TrainConfig
+from training.recipes import RECIPES
 from training.sagemaker_contract import SINGLE_HOST, ContractError, TrainingContract
 
 
@@ -111,14 +113,11 @@ def test_the_job_name_names_the_mlflow_run(tmp_path):
     assert parser.parse_args([]).run_name == "ncf-2026-11-24"
 
 
-def test_flags_left_out_give_the_config_defaults(tmp_path):
+def test_flags_left_out_give_the_default_models_recipe(tmp_path):
     parser = cli.build_parser(byoc(tmp_path))
-    assert cli.config_from_args(parser.parse_args([])) == TrainConfig()
+    recipe = TrainConfig(**RECIPES[TrainConfig.model])
+    assert cli.config_from_args(parser.parse_args([])) == recipe
     chosen = cli.config_from_args(parser.parse_args(["--layers", "32,16", "8", "--alpha", "0.6"]))
-    assert chosen == TrainConfig(layers=(32, 16, 8), alpha=0.6)
-    latest = cli.config_from_args(
-        parser.parse_args(["--latest-weight", "20", "--latest-span", "3"])
-    )
-    assert latest == TrainConfig(latest_weight=20.0, latest_span=3.0)
-    shown = " ".join(parser.format_help().split())
-    assert "(default: 64 32 16 8)" in shown and "(default: true)" in shown
+    assert chosen == replace(recipe, layers=(32, 16, 8), alpha=0.6)
+    latest = cli.config_from_args(parser.parse_args(["--latest-weight", "7", "--latest-span", "3"]))
+    assert latest == replace(recipe, latest_weight=7.0, latest_span=3.0)

@@ -65,3 +65,14 @@ def test_metrics_is_a_tuner_trainer(tmp_path, launched):
         "val_hr@10": 0.4
     }
     assert launched[0]["hyperparameters"]["run_name"] == "trial-0"
+
+
+def test_a_job_starts_from_earlier_jobs_models_given_as_channels(tmp_path, launched):
+    jobs = _jobs(tmp_path)
+    gmf, mlp = jobs.run("gmf", {"model": "gmf"}), jobs.run("mlp", {"model": "mlp"})
+    jobs.run("neumf", {"model": "neumf"}, pretrained={"gmf": gmf, "mlp": mlp})
+    assert launched[2]["channels"] == {
+        "train": "s3://b/processed",
+        "gmf": "s3://b/lesson/gmf/ncf-gmf/output/model.tar.gz",
+        "mlp": "s3://b/lesson/mlp/ncf-mlp/output/model.tar.gz",
+    }

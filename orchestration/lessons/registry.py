@@ -1,0 +1,64 @@
+"""The course's trained models in MLflow's model registry: one registered model per architecture
+(``ncf-gmf``, ``ncf-mlp``, ``ncf-neumf``), one version per training job, tagged with what the
+later lessons need to find, trust and deploy it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+
+from orchestration.lessons.training_jobs import TrainingJob
+from training.tracking import metric_key
+
+REGISTERED_MODELS = {"gmf": "ncf-gmf", "mlp": "ncf-mlp", "neumf": "ncf-neumf"}
+# The figures a version carries as tags, so the registry alone can rank versions.
+TAGGED_METRICS = ("val_hr@10", "test_hr@10", "test_ndcg@10")
+
+
+def manifest_sha256(processed: Path) -> str:
+    """The processed split's identity: a hash of its manifest's schema version and table
+    checksums, so the same data processed again (another day, another folder) keeps it."""
+    manifest = json.loads((processed / "manifest.json").read_text())
+    identity = {key: manifest[key] for key in ("schema_version", "files")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def register(
+    client: MlflowClient, model: str, run: Run, job: TrainingJob, data_sha256: str
+) -> ModelVersion:
+    """A new version of ``model``'s registered model: the run's logged model folder, tagged with
+    the data it learned from, the SageMaker ``model.tar.gz`` that serves it, and its metrics."""
+    name = REGISTERED_MODELS[model]
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name, description=f"NCF {model.upper()} of the course")
+    tags = {
+        "data_manifest_sha256": data_sha256,
+        "sagemaker_model_data": job.model_data,
+        "training_job": job.name,
+    }
+    tags |= {metric_key(metric): f"{job.metrics[metric]:.4f}" for metric in TAGGED_METRICS}
+    return client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags=tags,
+        await_creation_for=0,  # the course's SQLite-backed server creates it at once
+    )
+
+
+def versions_table(client: MlflowClient, names: list[str]) -> pd.DataFrame:
+    """Every version of these registered models, newest first: what lessons 06-08 choose from."""
+    rows = [
+        {"model": version.name, "version": int(version.version), "run": version.run_id[:8]}
+        | {metric: version.tags.get(metric_key(metric)) for metric in TAGGED_METRICS}
+        | {"data": version.tags.get("data_manifest_sha256", "")[:12]}
+        for name in names
+        for version in client.search_model_versions(f"name = '{name}'")
+    ]
+    return pd.DataFrame(rows).sort_values(["model", "version"], ascending=[True, False])
