@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup pipeline test test-fast lint format lock bootstrap images clean
+.PHONY: setup pipeline test test-fast lint format lock lessons bootstrap images clean
 
 $(BIN)/.installed: pyproject.toml requirements.txt locks/all.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-fast: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Re-run every lesson as a learner would (full profile) and store its outputs, each code cell
+# stamped with its source's hash (tests/unit/test_lesson_outputs.py). Offline: set NCF_DATA_DIR.
+lessons: setup
+	NCF_PROFILE=full $(BIN)/python scripts/execute_lessons.py notebooks/0*.ipynb
 
 # After editing a dependency in pyproject.toml: pin it again for the host and every image.
 lock:

@@ -114,6 +114,9 @@ def mlflow_version(tracking_uri: str) -> str | None:
     return version if answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", version) else None
 
 
+MISSING_IMAGE = "the image"  # how local_mode_problem's answer starts when only an image is missing
+
+
 def local_mode_problem() -> str | None:
     """Why SageMaker local mode cannot run here, or None when it can."""
     try:
@@ -132,7 +135,7 @@ def local_mode_problem() -> str | None:
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
-            return f"the image {image} is not built"
+            return f"{MISSING_IMAGE} {image} is not built"
     return None
 
 

@@ -9,6 +9,7 @@ notebook shows the lines that matter.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 _open_log: ContextVar[TextIO | None] = ContextVar("open_log", default=None)
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # ANSI SGR sequences
 
 
 @contextmanager
@@ -53,6 +55,8 @@ def capturing_log() -> TextIO | None:
     return _open_log.get()
 
 
-def matching_lines(logfile: Path, text: str) -> list[str]:
-    """The lines of a captured log that mention ``text``, e.g. "resuming" or "rank"."""
-    return [line for line in logfile.read_text().splitlines() if text in line]
+def matching_lines(logfile: Path, *texts: str) -> list[str]:
+    """The lines of a captured log that mention any of ``texts`` (e.g. "resuming", "rank"),
+    without the colour codes compose puts before each container's lines."""
+    lines = _COLOUR.sub("", logfile.read_text()).splitlines()
+    return [line for line in lines if any(text in line for text in texts)]

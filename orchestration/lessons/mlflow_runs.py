@@ -43,11 +43,12 @@ def metric_histories(
 
 
 def runs_table(runs: dict[str, Run], params: list[str], metrics: list[str]) -> pd.DataFrame:
-    """One row a run: the chosen parameters and each metric's last logged value."""
+    """One row a run: the chosen parameters as logged and each metric's last value, at 4
+    decimals."""
     return pd.DataFrame(
         {
             name: {key: run.data.params.get(key) for key in params}
-            | {key: run.data.metrics.get(key) for key in metrics}
+            | {key: round(run.data.metrics[key], 4) for key in metrics if key in run.data.metrics}
             for name, run in runs.items()
         }
     ).T

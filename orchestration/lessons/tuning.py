@@ -67,7 +67,11 @@ def tune(
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row a trial: its picks, the objective, the recorded test figures and its state."""
+    """One row a trial: its picks, the objective, the recorded test figures and its state, the
+    numbers at 4 significant decimals (a learning rate of 0.0003786 stays readable)."""
     frame = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
     frame = frame.rename(columns=lambda name: name.removeprefix("params_"))
-    return frame.rename(columns=lambda name: name.removeprefix("user_attrs_")).set_index("number")
+    frame = frame.rename(columns=lambda name: name.removeprefix("user_attrs_")).set_index("number")
+    numbers = frame.select_dtypes("number").columns
+    frame[numbers] = frame[numbers].map(lambda value: float(f"{value:.4g}"))
+    return frame

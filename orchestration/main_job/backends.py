@@ -1,7 +1,8 @@
 """Which backend this machine gets: local-mode jobs when asked for or possible, else processes.
 
-Local mode needs a Docker engine, docker compose and the course's images; when any is missing
-the main job still runs, as plain processes, after one line that says how to get local mode.
+Local mode needs a Docker engine, docker compose and the course's images. Where an engine answers
+but images are missing they are built first; where anything else is missing the main job still
+runs, as plain processes, after one line that says how to get local mode.
 The local-mode backend (and with it the SageMaker SDK) is imported only when it is used.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from orchestration.main_job.processes import ProcessBackend
 from orchestration.main_job.stages import Backend
-from orchestration.probes import ENABLE_HINT, local_mode_problem
+from orchestration.probes import ENABLE_HINT, MISSING_IMAGE, local_mode_problem
 
 MODES = ("auto", "local-mode", "processes")
 
@@ -25,6 +26,12 @@ def open_backend(mode: str, work_dir: Path) -> Iterator[Backend]:
         yield ProcessBackend(work_dir)
         return
     problem = local_mode_problem()
+    if problem is not None and problem.startswith(MISSING_IMAGE):
+        # An engine answers and only images are missing: build them (minutes, the first time).
+        from orchestration.infra.images import ensure_images
+
+        print(ensure_images())
+        problem = local_mode_problem()
     if problem is not None:
         if mode == "local-mode":
             raise RuntimeError(f"SageMaker local mode cannot run: {problem}; {ENABLE_HINT}")

@@ -52,3 +52,14 @@ def test_matching_lines_pick_what_a_lesson_points_at(tmp_path):
         "algo-1 | training gmf as rank 0 of 2",
         "algo-2 | rank 1 of 2",
     ]
+
+
+def test_matching_lines_take_several_texts_and_drop_compose_colours(tmp_path):
+    logfile = tmp_path / "job.log"
+    logfile.write_text(
+        "\x1b[36malgo-1 |\x1b[0m epoch 1\nnoise\n\x1b[33malgo-2 |\x1b[0m View run x\n"
+    )
+    assert matching_lines(logfile, "epoch", "View run") == [
+        "algo-1 | epoch 1",
+        "algo-2 | View run x",
+    ]

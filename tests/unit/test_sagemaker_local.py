@@ -151,3 +151,18 @@ def test_main_job_falls_back_to_processes_with_one_line_saying_how(tmp_path, mon
         backends.open_backend("local-mode", Path(tmp_path)),
     ):
         pass
+
+
+def test_main_job_builds_missing_images_where_an_engine_answers(tmp_path, monkeypatch, capsys):
+    """Only then; the second look decides (here: compose went missing meanwhile, so processes)."""
+    from orchestration.infra import images
+    from orchestration.main_job import backends
+
+    answers = iter(["the image ncf-training:latest is not built", "no compose"])
+    monkeypatch.setattr(backends, "local_mode_problem", lambda: next(answers))
+    builds = []
+    monkeypatch.setattr(images, "ensure_images", lambda: builds.append(1) or "built 1 image(s)")
+    with backends.open_backend("auto", Path(tmp_path)) as backend:
+        assert backend.description == "plain processes"
+    assert builds == [1]
+    assert "built 1 image(s)" in capsys.readouterr().out

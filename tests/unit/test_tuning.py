@@ -58,3 +58,10 @@ def test_trials_table_names_columns_plainly():
     table = tuning.trials_table(study)
     assert list(table.index) == [0, 1]
     assert {"value", "learning_rate", "num_factors", "test_hr@10", "state"} <= set(table.columns)
+
+
+def test_trials_table_shows_numbers_at_four_significant_digits():
+    study = tuning.tune(_trainer([]), {}, tuning.SearchSpace(), n_trials=2)
+    table = tuning.trials_table(study)
+    for value in table["learning_rate"]:
+        assert value == float(f"{value:.4g}")
