@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,10 +280,25 @@ def step_statuses(execution: Any) -> list[StepStatus]:
                 name=step["StepName"],
                 status=step["StepStatus"],
                 seconds=None if started is None or ended is None else ended - started,
-                detail=step.get("FailureReason") or _metadata_detail(step.get("Metadata", {})),
+                detail=_failure(step.get("FailureReason"))
+                or _metadata_detail(step.get("Metadata", {})),
             )
         )
     return rows
+
+
+# Local mode reports a job container's non-zero exit as the compose command it ran (host paths
+# included); the container's own reason is in its log.
+_COMPOSE_FAILED = re.compile(
+    r"RuntimeError: Failed to run: \[.*\]\. Process exited with code: (\d+)"
+)
+
+
+def _failure(reason: str | None) -> str:
+    """A failed step's reason; a job container's exit said as such, not as a compose command."""
+    if reason and (compose := _COMPOSE_FAILED.fullmatch(reason.strip())):
+        return f"its container exited with code {compose[1]}: the reason is in the job's log"
+    return reason or ""
 
 
 def _metadata_detail(metadata: dict[str, Any]) -> str:

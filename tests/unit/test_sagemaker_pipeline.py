@@ -215,3 +215,18 @@ def test_monitor_flattens_the_execution_steps():
     assert steps[0].seconds == pytest.approx(7.5) and steps[3].seconds is None
     table = smp.format_steps(steps).splitlines()
     assert table[0].split() == ["Preprocess", "Succeeded", "7.5", "s", "Preprocess-1-abcd"]
+
+
+def test_a_failed_job_step_says_its_container_exited_not_which_compose_command_ran():
+    reason = (
+        "RuntimeError: Failed to run: ['docker-compose', '-f', '/home/me/x/docker-compose.yaml',"
+        " 'up', '--build', '--abort-on-container-exit']. Process exited with code: 1"
+    )
+
+    class Failed:
+        def list_steps(self):
+            step = {"StepName": "Preprocess", "StepStatus": "Failed", "FailureReason": reason}
+            return {"PipelineExecutionSteps": [step]}
+
+    (step,) = smp.step_statuses(Failed())
+    assert step.detail == "its container exited with code 1: the reason is in the job's log"
