@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import ContainerError, DockerException, ImageNotFound
 
 from orchestration.infra.containers import device_requests
+from orchestration.infra.images import missing_images
 from orchestration.infra.services import LocalServices
 from orchestration.names import (
     ACCESS_KEY,
@@ -134,12 +135,7 @@ def images(names: Sequence[str] = COURSE_IMAGES) -> Check:
         client = _docker()
     except DockerException:
         return Check("Course images", False, "no Docker engine answers", "start Docker first")
-    missing = []
-    for name in names:
-        try:
-            client.images.get(name)
-        except ImageNotFound:
-            missing.append(name)
+    missing = missing_images(client, names)
     if missing:
         return Check("Course images", False, f"not built: {', '.join(missing)}", IMAGES_FIX)
     return Check("Course images", True, f"all {len(names)} built: {', '.join(names)}")

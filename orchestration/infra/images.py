@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +121,10 @@ def stage_lines(dockerfile: Path, target: str) -> list[str]:
     return preamble + chain
 
 
-def missing_images(client: docker.DockerClient) -> list[str]:
-    """The course's images (stages and services) the engine does not have."""
+def missing_images(client: docker.DockerClient, names: Sequence[str] = COURSE_IMAGES) -> list[str]:
+    """The images (by default the course's stages and services) the engine does not have."""
     missing = []
-    for image in COURSE_IMAGES:
+    for image in names:
         try:
             client.images.get(image)
         except ImageNotFound:
