@@ -1,10 +1,10 @@
 """One helper for each question the host side asks of this machine, each with a time limit.
 
-Is a Docker engine up, is compose there, does an NVIDIA GPU answer, is MLflow healthy, can local
-mode run at all, and a poll that waits for any of those. A wedged NVIDIA driver or Docker engine
-can leave ``nvidia-smi`` or ``docker`` hanging, so every probe gives up after a timeout and says
-"no" rather than hang a lesson. Heavy clients (the Docker SDK, requests) are imported inside the
-probes, so importing this module costs nothing.
+Is a Docker engine up, is compose there, does an NVIDIA GPU answer, which images are missing, is
+it MLflow that answers, can local mode run at all, and a poll that waits for any of those. A
+wedged NVIDIA driver or Docker engine can leave ``nvidia-smi`` or ``docker`` hanging, so every
+probe gives up after a timeout and says "no" rather than hang a lesson. Heavy clients (the Docker
+SDK, requests) are imported inside the probes, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,16 +90,6 @@ def nvidia_smi(*arguments: str) -> str | None:
     return command_output(["nvidia-smi", *arguments])
 
 
-def mlflow_healthy(tracking_uri: str, timeout: float = 3) -> bool:
-    """MLflow's own health route answers 200."""
-    import requests
-
-    try:
-        return requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout).ok
-    except requests.RequestException:
-        return False
-
-
 def mlflow_version(tracking_uri: str) -> str | None:
     """The version an MLflow server reports at /version; None when what answers is no MLflow."""
     import re
@@ -114,13 +104,27 @@ def mlflow_version(tracking_uri: str) -> str | None:
     return version if answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", version) else None
 
 
+def missing_images(client: docker.DockerClient, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` the engine has no image of, in their order."""
+    from docker.errors import ImageNotFound
+
+    missing = []
+    for image in names:
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            missing.append(image)
+    return missing
+
+
 MISSING_IMAGE = "the image"  # how local_mode_problem's answer starts when only an image is missing
 
 
 def local_mode_problem() -> str | None:
     """Why SageMaker local mode cannot run here, or None when it can."""
     try:
-        import docker  # the package first: ``docker.errors`` may already sit in sys.modules
+        # The package itself, not docker.errors, which may already sit in sys.modules.
+        import docker  # noqa: F401
     except ImportError as missing:
         return (
             f"the localmode extra is not installed ({missing.name} is missing: "
@@ -131,11 +135,8 @@ def local_mode_problem() -> str | None:
         return "no Docker engine answers"
     if compose_version() is None:
         return "neither `docker compose` nor `docker-compose` is installed"
-    for image in IMAGES.values():
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            return f"{MISSING_IMAGE} {image} is not built"
+    if missing := missing_images(client, list(IMAGES.values())):
+        return f"{MISSING_IMAGE} {missing[0]} is not built"
     return None
 
 

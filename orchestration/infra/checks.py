@@ -24,7 +24,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from docker.errors import ContainerError, DockerException, ImageNotFound
 
 from orchestration.infra.containers import device_requests
-from orchestration.infra.images import missing_images
 from orchestration.infra.services import LocalServices
 from orchestration.names import (
     ACCESS_KEY,
@@ -37,6 +36,7 @@ from orchestration.names import (
 from orchestration.probes import (
     choose_instance_type,
     compose_version,
+    missing_images,
     nvidia_smi,
     nvidia_smi_installed,
 )

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import docker
 from docker.errors import ImageNotFound
 
 from orchestration.names import COURSE_IMAGES, IMAGE_LABEL
-from orchestration.probes import docker_client
+from orchestration.probes import docker_client, missing_images
 
 PUBLIC_BASE = "python:3.11-slim-bookworm"  # pulled from Docker Hub on a learner's machine
 OFFLINE_BASE = "ncf-base:bookworm"  # what scripts/bootstrap.sh makes where no registry answers
@@ -121,17 +121,6 @@ def stage_lines(dockerfile: Path, target: str) -> list[str]:
     return preamble + chain
 
 
-def missing_images(client: docker.DockerClient, names: Sequence[str] = COURSE_IMAGES) -> list[str]:
-    """The images (by default the course's stages and services) the engine does not have."""
-    missing = []
-    for image in names:
-        try:
-            client.images.get(image)
-        except ImageNotFound:
-            missing.append(image)
-    return missing
-
-
 def ensure_images(
     repo: Path = REPO, run: Callable[..., subprocess.CompletedProcess] = subprocess.run
 ) -> str:
@@ -140,7 +129,7 @@ def ensure_images(
     client = docker_client()
     if client is None:
         return "no Docker engine answers: what needs Docker is skipped (lesson 01 says how)"
-    missing = missing_images(client)
+    missing = missing_images(client, COURSE_IMAGES)
     if not missing:
         return f"the course's {len(COURSE_IMAGES)} images are built"
     print(f"building the missing images ({', '.join(missing)}): a few minutes the first time")
