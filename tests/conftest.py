@@ -40,10 +40,14 @@ def _tier(path: Path) -> str | None:
     return folder if folder in TIERS else None
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    """Where Docker cannot run local mode, say so once, at the top."""
-    problem = _docker_problem()
-    if problem is None:
+def pytest_report_collectionfinish(items: list[pytest.Item]) -> str | None:
+    """Where Docker cannot run local mode and a collected test needs it, say so once (the
+    unit tier alone never asks the engine)."""
+    needs_docker = any(
+        _tier(item.path) == "docker" or (item.path.suffix == ".ipynb" and _needs_docker(item.path))
+        for item in items
+    )
+    if not needs_docker or (problem := _docker_problem()) is None:
         return None
     return f"Docker: {problem}; the Docker tier and the lessons that need Docker are skipped"
 

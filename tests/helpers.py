@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 from training.checkpoint import StopRequest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of scripts/ (not a package) imported as a module, for its tests."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # unit/ and integration/test_datasets.py: three ML-1M ratings lines
 RATINGS = b"1::1193::5::978300760\n1::661::3::978302109\n2::1357::5::978298709\n"

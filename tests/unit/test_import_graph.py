@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import load_script
 
-_spec = importlib.util.spec_from_file_location("import_graph", REPO / "scripts/import_graph.py")
-import_graph = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(import_graph)
+import_graph = load_script("import_graph")
 
 
 def _package(root: Path, files: dict[str, str]) -> None:

@@ -5,7 +5,6 @@ it ran; a cell edited since then no longer matches, so its outputs are not that 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -13,11 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_script
 
-_spec = importlib.util.spec_from_file_location("lessons", REPO / "scripts/execute_lessons.py")
-execute_lessons = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(execute_lessons)
+execute_lessons = load_script("execute_lessons")
 
 LESSONS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 MAX_LINES = 40
