@@ -5,6 +5,8 @@
 #                  which reads SageMaker's container contract itself (training/sagemaker_contract.py)
 #   inference      endpoint: SageMaker runs `docker run IMAGE serve`; `serve` starts
 #                  `python -m inference` on port 8080 with the model from /opt/ml/model
+#   training-toolkit  script mode (lesson 04): PyTorch and SageMaker's training toolkit, no
+#                  course code; its `train` (the toolkit's) runs the script a job brings along
 #
 # Each installs the pins of its lock file (locks/<target>.txt, from pyproject.toml's groups by
 # `make lock`) from the host wheelhouse (build/wheelhouse, made by scripts/build_images.sh) through
@@ -39,6 +41,15 @@ RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
 FROM training-dependencies AS inference-dependencies
 RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
     --mount=type=bind,source=locks/inference.txt,target=/tmp/lock.txt \
+    pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
+
+# Stands in for AWS's prebuilt PyTorch training image, which no offline machine can pull: the same
+# framework layers as training, plus the sagemaker-training toolkit. Its console script `train`
+# reads SAGEMAKER_PROGRAM (or the sagemaker_program hyperparameter the SDK sets from entry_point)
+# and runs that script from /opt/ml/code, where local mode mounts the job's source_dir.
+FROM training-dependencies AS training-toolkit
+RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
+    --mount=type=bind,source=locks/toolkit.txt,target=/tmp/lock.txt \
     pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
 
 FROM preprocessing-dependencies AS preprocessing

@@ -11,6 +11,8 @@ IMAGES = {
     "preprocessing": "ncf-preprocessing:latest",
     "training": "ncf-training:latest",
     "inference": "ncf-inference:latest",
+    # Script mode (lesson 04): the framework and SageMaker's toolkit; each job brings its code.
+    "training-toolkit": "ncf-training-toolkit:latest",
 }
 # The compose services' images (docker-compose.yml builds them from services/Dockerfile).
 SERVICE_IMAGES = ("ncf-s3:latest", "ncf-mlflow:latest")

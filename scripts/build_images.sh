@@ -18,7 +18,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHEELHOUSE=$REPO_ROOT/build/wheelhouse
 WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
 # The locks the images install from; the wheelhouse holds the union of their pins.
-IMAGE_LOCKS=(preprocessing training inference mlflow jupyterlab)
+IMAGE_LOCKS=(preprocessing training inference toolkit mlflow jupyterlab)
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
@@ -81,6 +81,7 @@ main() {
     build_image ncf-preprocessing:latest Dockerfile preprocessing
     build_image ncf-training:latest Dockerfile training
     build_image ncf-inference:latest Dockerfile inference
+    build_image ncf-training-toolkit:latest Dockerfile training-toolkit
     build_image ncf-s3:latest services/Dockerfile s3
     build_image ncf-mlflow:latest services/Dockerfile mlflow
     # The project is installed editable at the path compose mounts it at (PROJECT_DIR: ${PWD},

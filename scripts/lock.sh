@@ -5,6 +5,7 @@
 #   locks/preprocessing.txt  the project's dependencies only: the preprocessing image (no torch)
 #   locks/training.txt       ... and the training extra: the training image
 #   locks/inference.txt      ... and the serving extra: the inference image
+#   locks/toolkit.txt        ... training and SageMaker's training toolkit: the script-mode image
 #   locks/mlflow.txt         the tracking-server extra: the MLflow service image
 #   locks/jupyterlab.txt     serving, notebooks and localmode: the JupyterLab image
 #
@@ -63,6 +64,7 @@ main() {
     lock preprocessing "${constraint[@]}"
     lock training --extra training "${constraint[@]}"
     lock inference --extra serving "${constraint[@]}"
+    lock toolkit --extra toolkit "${constraint[@]}"
     lock mlflow --extra tracking-server "${constraint[@]}"
     lock jupyterlab --extra serving --extra notebooks --extra localmode "${constraint[@]}"
 }

@@ -137,7 +137,7 @@ def build_parser(contract: TrainingContract) -> argparse.ArgumentParser:
         help="MLflow server or store (default: $MLFLOW_TRACKING_URI, else a local SQLite store)",
     )
     parser.add_argument("--experiment", default=env("MLFLOW_EXPERIMENT_NAME", "ncf"))
-    parser.add_argument("--run-name", default=contract.job_name)
+    parser.add_argument(*_spellings("--run-name"), default=contract.job_name)
     return parser
 
 
@@ -149,7 +149,14 @@ def _hyperparameter(
     field = name.removeprefix("--").replace("-", "_")
     if field == "layers":  # each word is a list (``64,32`` or ``64``)
         kwargs["nargs"] = "+"
-    add_argument(name, help=f"{help} ({_default_help(field)})", **kwargs)
+    add_argument(*_spellings(name), help=f"{help} ({_default_help(field)})", **kwargs)
+
+
+def _spellings(flag: str) -> tuple[str, ...]:
+    """``--num-factors`` and ``--num_factors``: SageMaker's training toolkit (script mode) passes
+    each hyperparameter as ``--<key as given>``, so a key with an underscore arrives that way."""
+    underscored = flag.replace("-", "_").replace("__", "--", 1)
+    return (flag,) if underscored == flag else (flag, underscored)
 
 
 def _default_help(field: str) -> str:

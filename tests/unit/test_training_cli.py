@@ -59,6 +59,15 @@ def test_flags_given_win_over_the_recipe(trained_with):
     assert config == TrainConfig(**RECIPES["gmf"] | given)
 
 
+def test_script_mode_flags_with_underscores_are_read(trained_with):
+    """SageMaker's training toolkit passes hyperparameters as ``--<key> <value>``, keys as given."""
+    given = {"num_factors": 16, "learning_rate": 0.01, "batch_size": 128, "layers": (32, 16, 8)}
+    argv = ["--model", "mlp"]
+    for key, value in given.items():
+        argv += [f"--{key}", " ".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    assert trained_with(argv) == TrainConfig(**RECIPES["mlp"] | given)
+
+
 @pytest.mark.parametrize(
     ("halves", "recipe"),
     [(("gmf", "mlp"), "neumf-pretrained"), (("gmf",), "neumf"), (("mlp",), "neumf")],
