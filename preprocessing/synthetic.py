@@ -136,6 +136,33 @@ def planted_clusters(
     )
 
 
+def scaled_shape(n_interactions: int) -> tuple[int, int, int]:
+    """(n_users, n_items, n_interactions) of a MovieLens release of any size, for :func:`generate`.
+
+    Users and items follow the real releases (``SHAPES``) on a log-log line through the two
+    nearest in size (extended past the smallest and the largest), so data of any size keeps
+    MovieLens's proportions; at a release's size it is that release's shape. Users are capped so
+    each keeps its ``MIN_HISTORY`` ratings, and items so each history fits the catalogue.
+    """
+    if n_interactions < MIN_HISTORY:
+        raise ValueError(
+            f"n_interactions must be at least MIN_HISTORY = {MIN_HISTORY} (one user's "
+            f"ratings); got {n_interactions}."
+        )
+    known = sorted(SHAPES.values(), key=lambda shape: shape[2])
+    sizes = np.log([shape[2] for shape in known])
+    size = math.log(n_interactions)
+    low = int(np.clip(np.searchsorted(sizes, size) - 1, 0, len(known) - 2))
+    along = (size - sizes[low]) / (sizes[low + 1] - sizes[low])
+    users, items = (
+        round(math.exp((1 - along) * math.log(known[low][i]) + along * math.log(known[low + 1][i])))
+        for i in (0, 1)
+    )
+    n_users = max(1, min(users, n_interactions // MIN_HISTORY))
+    n_items = max(items, MIN_HISTORY + 1, math.ceil(n_interactions / n_users) + 1)
+    return n_users, n_items, n_interactions
+
+
 def generate(
     n_users: int,
     n_items: int,

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import docker
@@ -145,16 +146,15 @@ def disk_space(min_free_gib: float = MIN_FREE_GIB) -> Check:
     """Docker's data root (images, build cache, job scratch) and this folder (data, runs, the
     local S3) fill up unnoticed, and a full disk fails far from its cause: the S3 store stops
     taking writes below 512 MiB free, a job fails with InternalError."""
+    # This folder unnamed: the learner is in it, and a lesson's output names no folder of theirs.
     places = {"this folder": Path.cwd()}
     try:
         root = Path(_docker().info()["DockerRootDir"])
     except DockerException:
         root = None  # the engine check says why
     if root is not None and root.is_dir():  # Docker Desktop keeps it inside its VM
-        places["Docker's data root"] = root
-    free = {
-        f"{name} ({path})": shutil.disk_usage(path).free / 2**30 for name, path in places.items()
-    }
+        places[f"Docker's data root ({root})"] = root
+    free = {name: shutil.disk_usage(path).free / 2**30 for name, path in places.items()}
     detail = ", ".join(f"{gib:.1f} GiB free in {place}" for place, gib in free.items())
     if min(free.values()) < min_free_gib:
         detail += f": under the {min_free_gib:g} GiB the course needs"
@@ -279,7 +279,10 @@ def mlflow_server(tracking_uri: str) -> Check:
     if not health.ok:
         detail = f"{tracking_uri}/health answers HTTP {health.status_code}"
         return Check("MLflow", False, detail, SERVICES_FIX)
-    return Check("MLflow", True, f"MLflow {version.text.strip()} at {tracking_uri}")
+    # The port, not the address: on the host it is the Docker network's gateway, a detail of
+    # this machine; a failure names the whole URI, which is what the fix needs.
+    port = urlsplit(tracking_uri).port
+    return Check("MLflow", True, f"MLflow {version.text.strip()} answers on port {port}")
 
 
 def service_checks(services: LocalServices) -> list[Check]:

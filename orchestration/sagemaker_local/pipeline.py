@@ -15,6 +15,8 @@ import json
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,36 +106,21 @@ def build_pipeline(
     Processing is CPU work on any machine, so only training takes ``local_gpu``.
     """
     p = pipeline_parameters(artifacts_uri)
-    with warnings.catch_warnings():
-        # Building steps only records each job's request, which is the point; no need to warn.
-        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-        processed = _preprocess_step(session, p)
-        processed_uri = processed.properties.ProcessingOutputConfig.Outputs[OUTPUT].S3Output.S3Uri
-        train = _train_step(
-            session, p, processed_uri, training_instance_type, tracking_uri, hyperparameters
-        )
+    processed = preprocess_step(session, p)
+    processed_uri = processed.properties.ProcessingOutputConfig.Outputs[OUTPUT].S3Output.S3Uri
+    train = train_step(
+        session,
+        p,
+        processed_uri,
+        instance_type=training_instance_type,
+        tracking_uri=tracking_uri,
+        hyperparameters=hyperparameters,
+    )
     users = JsonGet(step_name=processed.name, property_file=MANIFEST, json_path="counts.users")
     rejected = JsonGet(
         step_name=processed.name, property_file=MANIFEST, json_path="validation.rows_rejected"
     )
-    fail = FailStep(
-        name=FAIL,
-        error_message=Join(
-            on=" ",
-            values=[
-                "Data-quality gate failed:",
-                users,
-                "users (at least",
-                p["min_users"],
-                "needed),",
-                rejected,
-                "rejected rows (at most",
-                p["max_rejected"],
-                "allowed). The manifest and any rejects.csv are in",
-                processed_uri,
-            ],
-        ),
-    )
+    fail = FailStep(name=FAIL, error_message=gate_message(users, rejected, p, processed_uri))
     gate = ConditionStep(
         name=QUALITY,
         conditions=[
@@ -169,38 +156,72 @@ def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:
     }
 
 
+@contextmanager
+def _recording_only() -> Iterator[None]:
+    """Inside a pipeline session a job call only records its request, which is the point; the
+    SDK warns about it every time."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+        yield
+
+
 def _in_execution_folder(p: dict[str, Any], folder: str) -> Join:
     """``<ArtifactsUri>/<execution id>/<folder>``, resolved when the execution runs."""
     return Join(on="/", values=[p["artifacts"], ExecutionVariables.PIPELINE_EXECUTION_ID, folder])
 
 
-def _preprocess_step(session: LocalPipelineSession, p: dict[str, Any]) -> ProcessingStep:
-    processor = preprocessing_processor(session)
-    step_args = processor.run(
-        inputs=[ProcessingInput(p["input_data"], PROCESSING_INPUT, input_name="raw")],
-        outputs=[
-            ProcessingOutput(
-                source=PROCESSING_OUTPUT,
-                destination=_in_execution_folder(p, OUTPUT),
-                output_name=OUTPUT,
-            )
-        ],
-        arguments=[
-            *("--dataset", p["dataset"], "--policy", p["policy"]),
-            *("--seed", p["seed"].to_string(), "--no-progress"),
+def gate_message(users: JsonGet, rejected: JsonGet, p: dict[str, Any], processed_uri: Any) -> Join:
+    """The FailStep's message: the counts the gate saw, its limits and where the evidence is."""
+    return Join(
+        on=" ",
+        values=[
+            "Data-quality gate failed:",
+            users,
+            "users (at least",
+            p["min_users"],
+            "needed),",
+            rejected,
+            "rejected rows (at most",
+            p["max_rejected"],
+            "allowed). The manifest and any rejects.csv are in",
+            processed_uri,
         ],
     )
+
+
+def preprocess_step(session: LocalPipelineSession, p: dict[str, Any]) -> ProcessingStep:
+    """The ``Preprocess`` step: the preprocessing image, the raw data in, the processed split out
+    under the execution's folder, its manifest registered as the gate's property file."""
+    processor = preprocessing_processor(session)
+    with _recording_only():
+        step_args = processor.run(
+            inputs=[ProcessingInput(p["input_data"], PROCESSING_INPUT, input_name="raw")],
+            outputs=[
+                ProcessingOutput(
+                    source=PROCESSING_OUTPUT,
+                    destination=_in_execution_folder(p, OUTPUT),
+                    output_name=OUTPUT,
+                )
+            ],
+            arguments=[
+                *("--dataset", p["dataset"], "--policy", p["policy"]),
+                *("--seed", p["seed"].to_string(), "--no-progress"),
+            ],
+        )
     return ProcessingStep(name=PREPROCESS, step_args=step_args, property_files=[MANIFEST])
 
 
-def _train_step(
+def train_step(
     session: LocalPipelineSession,
     p: dict[str, Any],
     processed_uri: Any,
-    instance_type: str,
-    tracking_uri: str | None,
-    hyperparameters: dict[str, Any] | None,
+    *,
+    instance_type: str = "local",
+    tracking_uri: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
 ) -> TrainingStep:
+    """The ``Train`` step: the training image's Estimator on the processed split; model, epochs
+    and seed are pipeline parameters, known only when an execution starts."""
     estimator = training_estimator(
         session,
         hyperparameters=DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters,
@@ -210,7 +231,8 @@ def _train_step(
     )
     # Values known only when an execution starts; the SDK turns them into strings then.
     estimator.set_hyperparameters(model=p["model"], epochs=p["epochs"], seed=p["seed"])
-    step_args = estimator.fit(inputs={"train": TrainingInput(s3_data=processed_uri)})
+    with _recording_only():
+        step_args = estimator.fit(inputs={"train": TrainingInput(s3_data=processed_uri)})
     return TrainingStep(name=TRAIN, step_args=step_args)
 
 

@@ -149,7 +149,7 @@ def test_free_disk_is_measured_in_this_folder_and_in_dockers_data_root(
     check = checks.disk_space(min_free_gib=0)
     assert check.ok
     assert re.fullmatch(
-        rf"[\d.]+ GiB free in this folder \({tmp_path}\), "
+        rf"[\d.]+ GiB free in this folder, "
         rf"[\d.]+ GiB free in Docker's data root \({tmp_path / 'docker'}\)",
         check.detail,
     )
@@ -167,7 +167,7 @@ def test_free_disk_without_a_local_docker_root_measures_this_folder(
     check = checks.disk_space(min_free_gib=0)
     assert check.ok
     assert "Docker" not in check.detail
-    assert f"free in this folder ({tmp_path})" in check.detail
+    assert re.fullmatch(r"[\d.]+ GiB free in this folder", check.detail)
 
 
 def test_no_nvidia_smi_is_a_skip_with_a_driver_hint(monkeypatch):
@@ -304,7 +304,7 @@ def test_mlflow_health_and_version(monkeypatch):
     monkeypatch.setattr(
         checks.requests, "get", lambda url, timeout: answers[url.removeprefix("http://m:5000")]
     )
-    assert checks.mlflow_server("http://m:5000").detail == "MLflow 3.6.0 at http://m:5000"
+    assert checks.mlflow_server("http://m:5000").detail == "MLflow 3.6.0 answers on port 5000"
     answers["/health"] = SimpleNamespace(ok=False, status_code=503, text="")
     sick = checks.mlflow_server("http://m:5000")
     assert not sick.ok

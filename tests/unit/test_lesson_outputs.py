@@ -62,19 +62,12 @@ def test_no_output_is_longer_than_a_screen_or_carries_terminal_colours(lesson):
         assert "\x1b[" not in text, f"{lesson.name} cell {number}: ANSI escapes in its output"
 
 
-# Lesson 01 checks this very machine: its outputs name its folders and the address of the
-# services, which every later lesson leaves out.
-DESCRIBES_THE_MACHINE = {"01_local_setup.ipynb"}
 ADDRESS = re.compile(r"\b(?!127\.0\.0\.1\b)\d{1,3}(?:\.\d{1,3}){3}\b")
 # Where a learner's clone lives (not a container's /opt/ml or /tmp, nor an s3:// key).
 HOST_PATH = re.compile(r"(?<![\w:/.])/(?:home|root|Users|work|mnt)/")
 
 
-@pytest.mark.parametrize(
-    "lesson",
-    [lesson for lesson in LESSONS if lesson.name not in DESCRIBES_THE_MACHINE],
-    ids=lambda path: path.name[:2],
-)
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda path: path.name[:2])
 def test_outputs_name_no_folder_or_address_of_the_machine_they_ran_on(lesson):
     for number, cell in code_cells(lesson):
         text = output_text(cell)
