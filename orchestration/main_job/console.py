@@ -2,16 +2,20 @@
 
 By default a stage's output (the entry point it runs, the SDK's log records, the containers'
 logs) goes to ``<work dir>/logs/<stage>.log`` through ``joblog.captured``, and the screen gets
-one line: the stage's number, what ran, the seconds it took and its log. A stage that fails adds
-the end of its log, where its error is. ``--verbose`` (no log folder) streams everything instead.
+one line: the stage's number, what ran, the seconds it took and its log. On a terminal that line
+keeps count while the stage runs (seconds so far, and the last epoch its log reported). A stage
+that fails adds the end of its log, where its error is. ``--verbose`` (no log folder) streams
+everything instead.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,9 @@ from typing import TextIO
 from orchestration.lessons.joblog import captured
 
 TAIL_LINES = 15  # of a failed stage's log: its error and what led to it
+TICK_SECONDS = 1.0  # how often a terminal's stage line is redrawn
+_EPOCH = re.compile(r"\bepoch (\d+)\b")  # the trainer's per-epoch log line (training.train)
+_REDRAW = "\r\x1b[K"  # back to the start of the line and clear it
 
 
 @dataclass
@@ -47,24 +54,63 @@ class Console:
         run = StageRun(None if self.log_dir is None else self.log_dir / f"{log_name}.log")
         self._show(f"{label} ... " if run.log else f"{label}\n")
         began = time.perf_counter()
+        stop_ticker = self._ticker(label, run.log, began)
         try:
             with captured(run.log):
                 yield run
         except BaseException:  # an interrupt too: the log shows where the stage stopped
-            self._end(label, run, time.perf_counter() - began, "failed after ")
+            self._end(label, run, began, stop_ticker, "failed after ")
             if run.log is not None and run.log.is_file():
                 self._show(_tail(run.log))
             raise
-        self._end(label, run, time.perf_counter() - began)
+        self._end(label, run, began, stop_ticker)
 
-    def _end(self, label: str, run: StageRun, seconds: float, outcome: str = "") -> None:
-        run.seconds = seconds
-        said = f"{outcome}{seconds:.1f} s"
+    def _ticker(self, label: str, log: Path | None, began: float) -> Callable[[], None] | None:
+        """On a terminal, redraw the stage's line every tick; returns what stops the redraws."""
+        if log is None or not self.screen.isatty():
+            return None
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(TICK_SECONDS):
+                seconds = time.perf_counter() - began
+                self._show(f"{_REDRAW}{label} ... {_progress(log)}{seconds:.0f} s")
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            done.set()
+            thread.join()
+            self._show(f"{_REDRAW}{label} ... ")
+
+        return stop
+
+    def _end(
+        self,
+        label: str,
+        run: StageRun,
+        began: float,
+        stop_ticker: Callable[[], None] | None,
+        outcome: str = "",
+    ) -> None:
+        run.seconds = time.perf_counter() - began
+        said = f"{outcome}{run.seconds:.1f} s"
+        if stop_ticker is not None:
+            stop_ticker()
         self._show(f"{said}, log {run.log}\n" if run.log else f"{label}: {said}\n")
 
     def _show(self, text: str) -> None:
         self.screen.write(text)
         self.screen.flush()
+
+
+def _progress(log: Path) -> str:
+    """``epoch 7, `` after the last epoch line the stage's log holds so far, else nothing."""
+    if not log.is_file():
+        return ""
+    epochs = _EPOCH.findall(log.read_text(errors="replace"))
+    return f"epoch {epochs[-1]}, " if epochs else ""
 
 
 def _tail(log: Path) -> str:

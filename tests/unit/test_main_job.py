@@ -1,9 +1,11 @@
 """The main job's argument checks, its error exit, and what it shows while its stages run."""
 
+import io
 import json
 import logging
 import re
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,3 +156,36 @@ def test_verbose_streams_every_stage_and_writes_no_logs(tmp_path, monkeypatch, c
     assert "mlp warns on stderr" in err
     assert re.search(r"^\[2/6\] train gmf: \d+\.\d s$", out, re.MULTILINE)
     assert not (work / "logs").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_stage_line_counts_seconds_and_epochs_then_ends_as_usual(
+    tmp_path, monkeypatch
+):
+    from orchestration.main_job import console
+
+    monkeypatch.setattr(console, "TICK_SECONDS", 0.01)
+    screen = _Terminal()
+    shown = console.Console(1, tmp_path, screen)
+    with shown.stage("train gmf", "train-gmf"):
+        print("INFO epoch 3 train_loss=0.4")
+        time.sleep(0.2)
+    redraws = screen.getvalue().split("\r\x1b[K")
+    assert any(re.fullmatch(r"\[1/1\] train gmf \.\.\. epoch 3, \d+ s", text) for text in redraws)
+    log = re.escape(str(tmp_path / "train-gmf.log"))
+    assert re.fullmatch(rf"\[1/1\] train gmf \.\.\. \d+\.\d s, log {log}\n", redraws[-1])
+
+
+def test_off_a_terminal_the_stage_line_is_written_once(tmp_path, monkeypatch):
+    from orchestration.main_job import console
+
+    monkeypatch.setattr(console, "TICK_SECONDS", 0.01)
+    screen = io.StringIO()
+    with console.Console(1, tmp_path, screen).stage("train gmf", "train-gmf"):
+        print("INFO epoch 3 train_loss=0.4")
+        time.sleep(0.1)
+    assert "\r" not in screen.getvalue() and "epoch" not in screen.getvalue()
