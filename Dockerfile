@@ -64,8 +64,10 @@ FROM training-dependencies AS training
 RUN printf '#!/bin/sh\nexec /opt/venv/bin/python -m training "$@"\n' > /usr/local/bin/train \
     && chmod 755 /usr/local/bin/train
 # training reads the processing stage's contract (preprocessing.manifest, preprocessing.schema).
+# The evaluation stage (`python -m evaluation`, lesson 06) runs in this image as a processing job.
 COPY preprocessing/ preprocessing/
 COPY training/ training/
+COPY evaluation/ evaluation/
 CMD ["train"]
 
 FROM inference-dependencies AS inference

@@ -19,7 +19,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("preprocessing", "training", "inference", "orchestration")
+PACKAGES = ("preprocessing", "training", "evaluation", "inference", "orchestration")
 
 
 def project_modules(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:

@@ -43,7 +43,6 @@ def evaluate_holdout(model: nn.Module, holdout: HoldoutTensors, k: int) -> dict[
         model.train(was_training)
 
 
-@torch.no_grad()
 def full_catalogue_ranks(
     model: nn.Module,
     holdout: HoldoutTensors,
@@ -52,19 +51,34 @@ def full_catalogue_ranks(
     n_items: int,
 ) -> torch.Tensor:
     """Rank of each held-out item among all items the user has not seen (pessimistic ties)."""
+    return full_catalogue_pass(model, holdout, seen_users, seen_items, n_items)[0]
+
+
+@torch.no_grad()
+def full_catalogue_pass(
+    model: nn.Module,
+    holdout: HoldoutTensors,
+    seen_users: torch.Tensor,
+    seen_items: torch.Tensor,
+    n_items: int,
+    top_k: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out items' ranks among each user's unseen items and, in the same pass, the
+    ``top_k`` unseen items each user would be recommended (N, top_k), best first."""
     device = holdout.users.device
     order = torch.argsort(seen_users)
     seen_users, seen_items = seen_users[order], seen_items[order]
     all_items = torch.arange(n_items, device=device)
     rows = max(1, _chunk_scores(device) // n_items)
-    ranks = []
+    ranks, tops = [], []
     for start in range(0, len(holdout.users), rows):
         users = holdout.users[start : start + rows]
         scores = model(users, all_items.expand(len(users), n_items)).float()
         target = scores.gather(1, holdout.items[start : start + rows].unsqueeze(1)).squeeze(1)
         _mask_seen(scores, users, seen_users, seen_items)
         ranks.append(pessimistic_rank(target, scores) - 1)  # the target counts itself
-    return torch.cat(ranks)
+        tops.append(scores.topk(top_k, dim=1).indices)
+    return torch.cat(ranks), torch.cat(tops)
 
 
 def _mask_seen(

@@ -1,0 +1,1 @@
+"""The evaluation stage (lesson 06): baselines and statistics for comparing models offline."""
