@@ -1,10 +1,10 @@
 """Preprocessing time and memory against data size, for lesson 02.
 
 Synthetic MovieLens-like ratings of each size go through the real loader, validation, split and
-writer, each size in a fresh process: a process's peak resident set (``ru_maxrss``) never comes
-down, and pandas and pyarrow keep freed memory for reuse, so only a process of its own shows
-what one size needs. ``benchmarks/preprocessing_scale.py`` measures the real releases' sizes the
-same way, with this module's child.
+writer, each size in a fresh process: a process's peak resident set never comes down, and pandas
+and pyarrow keep freed memory for reuse, so only a process of its own shows what one size needs.
+``benchmarks/preprocessing_scale.py`` measures the real releases' sizes the same way, with this
+module's child.
 
     python -m orchestration.lessons.scaling RAW OUT RESULT   # the child: one file, figures as JSON
 """
@@ -37,7 +37,7 @@ def preprocessing_scaling(sizes: Sequence[int], work: Path, seed: int = 0) -> pd
     Each size's ratings are shaped like a MovieLens release of that size
     (``synthetic.scaled_shape``) and written under ``work`` as a raw file first, untimed; its
     processed split goes beside it. The peak includes the interpreter, pandas and pyarrow (about
-    150 MB), which is what a container for the stage needs too.
+    110 MB), which is what a container for the stage needs too.
     """
     if not sizes:
         raise ValueError("sizes is empty: give the numbers of ratings to time, e.g. [100_000].")
@@ -67,8 +67,16 @@ def measure_preprocessing(raw: Path, out: Path) -> dict[str, float]:
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set so far (``ru_maxrss`` counts KiB on Linux, bytes on
-    macOS)."""
+    """This process's own peak resident set so far.
+
+    On Linux ``ru_maxrss`` also holds the peak of the parent at the moment it started this
+    process (exec keeps the larger of the two), so a child of a large notebook kernel would show
+    the kernel's peak: there ``VmHWM``, the peak of this process's own memory, is read instead.
+    Elsewhere ``ru_maxrss`` it is, in bytes on macOS and KiB on the BSDs."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024  # "VmHWM:   123456 kB"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 

@@ -199,3 +199,24 @@ def test_the_project_loader_reads_what_is_written(raw_format, loader_format, hal
     frame = generate(30, 100, 1000, seed=5, half_stars=half_stars)
     loaded = load_ratings(write_raw(frame, tmp_path, raw_format), loader_format)
     pd.testing.assert_frame_equal(loaded.interactions, frame)
+
+
+def test_scaled_shape_is_a_release_at_its_size_and_between_them_in_between():
+    for shape in synthetic.SHAPES.values():
+        assert synthetic.scaled_shape(shape[2]) == shape
+    users, items, n = synthetic.scaled_shape(300_000)  # between ML-100K and ML-1M
+    assert 943 < users < 6040 and 1682 < items < 3706 and n == 300_000
+
+
+@pytest.mark.parametrize("n", [20, 21, 100, 2_000, 5_000, 10**8])
+def test_scaled_shape_is_always_one_generate_accepts(n):
+    users, items, total = synthetic.scaled_shape(n)
+    assert total == n
+    assert synthetic.MIN_HISTORY * users <= n <= users * (items - 1)
+    if n <= 5_000:
+        assert len(generate(users, items, n)) == n
+
+
+def test_scaled_shape_needs_one_users_ratings():
+    with pytest.raises(ValueError, match="at least MIN_HISTORY = 20"):
+        synthetic.scaled_shape(19)
