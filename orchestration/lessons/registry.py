@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Metric, Run
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from orchestration.lessons.training_jobs import TrainingJob
 from training.tracking import metric_key
@@ -19,6 +21,8 @@ from training.tracking import metric_key
 REGISTERED_MODELS = {"gmf": "ncf-gmf", "mlp": "ncf-mlp", "neumf": "ncf-neumf"}
 # The figures a version carries as tags, so the registry alone can rank versions.
 TAGGED_METRICS = ("val_hr@10", "test_hr@10", "test_ndcg@10")
+# Lesson 06 decides, lesson 08 deploys: each alias names one version across the course's models.
+ALIASES = ("champion", "challenger")
 
 
 def manifest_sha256(processed: Path) -> str:
@@ -62,3 +66,39 @@ def versions_table(client: MlflowClient, names: list[str]) -> pd.DataFrame:
         for version in client.search_model_versions(f"name = '{name}'")
     ]
     return pd.DataFrame(rows).sort_values(["model", "version"], ascending=[True, False])
+
+
+def log_evaluation(client: MlflowClient, version: ModelVersion, figures: dict[str, float]) -> None:
+    """The evaluation stage's figures on the version's own training run, as ``eval_*`` metrics,
+    so the run shows how it was judged beside how it trained."""
+    stamp = int(time.time() * 1000)
+    metrics = [
+        Metric(f"eval_{metric_key(name)}", value, stamp, 0) for name, value in figures.items()
+    ]
+    client.log_batch(version.run_id, metrics=metrics)
+
+
+def crown(client: MlflowClient, ranking: list[ModelVersion]) -> dict[str, ModelVersion]:
+    """``champion`` for the first version of ``ranking``, ``challenger`` for the second, each
+    alias first taken off every course model so it names exactly one version."""
+    if len(ranking) < len(ALIASES):
+        raise ValueError(f"a decision needs {len(ALIASES)} ranked versions, got {len(ranking)}")
+    for name in REGISTERED_MODELS.values():
+        for alias in ALIASES:
+            try:
+                client.delete_registered_model_alias(name, alias)
+            except MlflowException:  # no such model, or no such alias on it
+                continue
+    for alias, version in zip(ALIASES, ranking, strict=False):
+        client.set_registered_model_alias(version.name, alias, version.version)
+    return dict(zip(ALIASES, ranking, strict=False))
+
+
+def holder(client: MlflowClient, alias: str) -> ModelVersion | None:
+    """The version an alias names among the course's models (lesson 08 deploys it), or None."""
+    for name in REGISTERED_MODELS.values():
+        try:
+            return client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            continue
+    return None

@@ -67,6 +67,52 @@ def preprocessing_processor(session: LocalSession, instance_type: str = "local")
     )
 
 
+EVALUATION_DATA = "/opt/ml/processing/input/data"
+EVALUATION_MODELS = "/opt/ml/processing/input/models"
+EVALUATION_OUTPUT = "/opt/ml/processing/output/evaluation"
+
+
+def run_evaluation(
+    session: LocalSession,
+    *,
+    processed: str,
+    models: dict[str, str],
+    output: str,
+    arguments: list[str] | None = None,
+    instance_type: str = "local",
+) -> str:
+    """The evaluation stage (``python -m evaluation``) as a processing job in the training image:
+    the split and each model's ``model.tar.gz`` (by ``s3://`` URI) in, ``evaluation.json`` and
+    ``per_user.parquet`` out to ``output``. A name ``group/member`` becomes the input folder
+    ``group--member``, which the entry point reads back as the same name."""
+    inputs = [ProcessingInput(processed, EVALUATION_DATA, input_name="data")]
+    for name, model_data in models.items():
+        folder = name.replace("/", "--", 1)
+        inputs.append(
+            ProcessingInput(model_data, f"{EVALUATION_MODELS}/{folder}", input_name=folder)
+        )
+    processor = Processor(
+        role=ROLE,
+        image_uri=IMAGES["training"],
+        instance_count=1,
+        instance_type=instance_type,
+        entrypoint=["python", "-m", "evaluation"],
+        env=CONTAINER_ENV,
+        sagemaker_session=session,
+    )
+    run_job(
+        "evaluation",
+        lambda: processor.run(
+            inputs=inputs,
+            outputs=[ProcessingOutput(EVALUATION_OUTPUT, output, output_name="evaluation")],
+            arguments=arguments or [],
+            wait=True,
+            logs=True,
+        ),
+    )
+    return output
+
+
 def run_training(
     session: LocalSession,
     *,

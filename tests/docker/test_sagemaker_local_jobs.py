@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from orchestration.lessons.job_outputs import fetch_model, read_metrics
 from orchestration.names import IMAGES, SERVING_PORT
 from orchestration.sagemaker_local.endpoints import deploy, recommend, teardown
-from orchestration.sagemaker_local.jobs import run_processing, run_training
+from orchestration.sagemaker_local.jobs import run_evaluation, run_processing, run_training
 from orchestration.sagemaker_local.session import (
     LocalModeError,
     container_root,
@@ -178,6 +178,23 @@ def _wait_for_checkpoint_then_sigterm(checkpoint: Path, timeout: float = 120.0):
     container.wait(timeout=60)
     container.reload()
     return container
+
+
+def test_evaluation_job_ranks_the_trained_model_and_the_baselines(
+    session, processed_ml100k, one_instance, tmp_path
+):
+    model_data, folder = one_instance
+    output = f"s3://{session.default_bucket()}/tests/evaluation"
+    run_evaluation(
+        session, processed=processed_ml100k, models={"gmf/seed3": model_data}, output=output
+    )
+    result = json.loads((download(session, output, tmp_path) / "evaluation.json").read_text())
+    candidates = result["candidates"]
+    assert set(candidates) == {"gmf/seed3", "random", "most-popular", "ease"}
+    # The job's figure is the one the training job measured on the same split.
+    trained = read_metrics(folder)["test_hr@10"]
+    assert candidates["gmf/seed3"]["sampled"]["hr"]["10"] == pytest.approx(trained, abs=1e-6)
+    assert result["test_users"] == 943
 
 
 def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_instance):

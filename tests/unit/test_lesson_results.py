@@ -10,7 +10,14 @@ import pytest
 from mlflow import MlflowClient
 
 from orchestration.lessons.compare import against_baselines
-from orchestration.lessons.registry import manifest_sha256, register, versions_table
+from orchestration.lessons.registry import (
+    crown,
+    holder,
+    log_evaluation,
+    manifest_sha256,
+    register,
+    versions_table,
+)
 from orchestration.lessons.training_jobs import TrainingJob
 from training.tracking import local_tracking_uri
 
@@ -60,3 +67,22 @@ def test_each_job_is_a_new_version_of_its_architectures_model(client, tmp_path):
     assert list(table["test_hr@10"]) == ["0.6498", "0.6512"]
     with pytest.raises(KeyError):
         register(client, "bpr", run, _job("x", 0.1), data)
+
+
+def test_champion_and_challenger_each_name_one_version_across_the_models(client):
+    experiment = client.create_experiment("lesson-05")
+    versions = {}
+    for model, hr in [("gmf", 0.65), ("mlp", 0.63), ("neumf", 0.66)]:
+        run = client.get_run(client.create_run(experiment, run_name=model).info.run_id)
+        versions[model] = register(client, model, run, _job(model, hr), "sha")
+    crown(client, [versions["gmf"], versions["mlp"]])
+    crown(client, [versions["neumf"], versions["gmf"]])  # decided again: the old ones move
+    assert holder(client, "champion").name == "ncf-neumf"
+    assert holder(client, "challenger").name == "ncf-gmf"
+    assert client.get_registered_model("ncf-mlp").aliases == {}
+    assert holder(client, "nobody") is None
+    with pytest.raises(ValueError, match="needs 2 ranked versions"):
+        crown(client, [versions["gmf"]])
+    log_evaluation(client, versions["neumf"], {"hr@10": 0.6564, "full_recall@10": 0.125})
+    logged = client.get_run(versions["neumf"].run_id).data.metrics
+    assert logged == {"eval_hr_at_10": 0.6564, "eval_full_recall_at_10": 0.125}
