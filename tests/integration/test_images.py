@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-IMAGE_LOCKS = ("preprocessing", "training", "inference", "mlflow", "jupyterlab")
+IMAGE_LOCKS = ("preprocessing", "training", "inference", "toolkit", "mlflow", "jupyterlab")
 
 
 @pytest.fixture
@@ -55,6 +55,7 @@ def test_an_up_to_date_wheelhouse_is_reused_and_each_stage_is_a_target(script_co
         "preprocessing",
         "training",
         "inference",
+        "training-toolkit",
     ]
     assert all("build --quiet --label ncf-course" in line for line in stages)
 
