@@ -38,6 +38,7 @@ from training.artifacts import ArtifactError, extract_model_archive, load_model
 from training.baselines import MostPopular
 from training.data import TrainingData
 from training.evaluate import full_catalogue_pass, holdout_ranks
+from training.metrics import hit_rate_at_k, map_at_k, mrr, ndcg_at_k
 
 SCHEMA_VERSION = "1.0"
 EVALUATION_FILE = "evaluation.json"
@@ -118,50 +119,37 @@ def baseline_models(names: Iterable[str], seen: TrainingData, l2: float = EASE_L
     return {name: makers[name]() for name in names}
 
 
-def rank_candidate(name: str, model: nn.Module, data: TrainingData) -> Ranked:
-    seen = data.with_validation_merged()
-    full, top = full_catalogue_pass(
-        model, data.test, seen.users, seen.items, data.n_items, top_k=TOP_N
-    )
-    return Ranked(name, holdout_ranks(model, data.test), full, top)
-
-
-def _at_k(ranks: torch.Tensor, k_values: range) -> dict[str, dict[str, float]]:
-    """HR, NDCG, MAP (one relevant item) and MRR by K, means over users."""
-    ranks = ranks.double()
-    gains = 1.0 / torch.log2(ranks + 2.0)
-    reciprocal = 1.0 / (ranks + 1.0)
+def _at_k(ranks: torch.Tensor, k_values: range) -> dict[str, Any]:
+    """HR, NDCG, MAP (one relevant item) and MRR by K, means over users (training.metrics)."""
     return {
-        "hr": {str(k): (ranks < k).double().mean().item() for k in k_values},
-        "ndcg": {str(k): torch.where(ranks < k, gains, 0.0).mean().item() for k in k_values},
-        "map": {str(k): torch.where(ranks < k, reciprocal, 0.0).mean().item() for k in k_values},
-        "mrr": reciprocal.mean().item(),
+        "hr": {str(k): hit_rate_at_k(ranks, k) for k in k_values},
+        "ndcg": {str(k): ndcg_at_k(ranks, k) for k in k_values},
+        "map": {str(k): map_at_k(ranks, k) for k in k_values},
+        "mrr": mrr(ranks),
     }
 
 
 def _segments(ranked: Ranked, labels: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """HR / NDCG at TOP_N on both views, and the number of users, per segment."""
-    sampled, full = ranked.sampled.numpy(), ranked.full.numpy()
     result: dict[str, Any] = {}
     for segmentation, label in labels.items():
         result[segmentation] = {}
         for segment in pd.unique(label):
-            chosen = label == segment
-            ranks, full_ranks = sampled[chosen], full[chosen]
+            chosen = torch.from_numpy(label == segment)
+            ranks = ranked.sampled[chosen]
             result[segmentation][str(segment)] = {
                 "users": int(chosen.sum()),
-                f"hr@{TOP_N}": float((ranks < TOP_N).mean()),
-                f"ndcg@{TOP_N}": float(np.where(ranks < TOP_N, 1 / np.log2(ranks + 2), 0).mean()),
-                f"full_recall@{TOP_N}": float((full_ranks < TOP_N).mean()),
+                f"hr@{TOP_N}": hit_rate_at_k(ranks, TOP_N),
+                f"ndcg@{TOP_N}": ndcg_at_k(ranks, TOP_N),
+                f"full_recall@{TOP_N}": hit_rate_at_k(ranked.full[chosen], TOP_N),
             }
     return result
 
 
-def segment_labels(data: TrainingData) -> dict[str, np.ndarray]:
+def segment_labels(data: TrainingData, seen: TrainingData) -> dict[str, np.ndarray]:
     """Test users by the length of their history (thirds), held-out items by their popularity
     in what the models saw (head: the most popular items that make up a third of all
-    interactions; tail: the least popular third; the rest mid)."""
-    seen = data.with_validation_merged()
+    interactions; tail: the least popular third; the rest mid). ``seen``: train + validation."""
     history = torch.bincount(seen.users, minlength=data.n_users)[data.test.users].numpy()
     thirds = pd.qcut(history, 3, labels=["short", "medium", "long"], duplicates="drop")
     counts = torch.bincount(seen.items, minlength=data.n_items).numpy()
@@ -173,19 +161,42 @@ def segment_labels(data: TrainingData) -> dict[str, np.ndarray]:
     return {"user_history": np.asarray(thirds, dtype=str), "item_popularity": popularity}
 
 
-def summarise(ranked: Ranked, data: TrainingData, k_max: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TestView:
+    """What every candidate is judged against, computed once: the split, what the models saw
+    before the test (train + validation), each item's popularity percentile, the segments."""
+
+    data: TrainingData
+    seen: TrainingData
+    popularity_percentile: torch.Tensor  # (n_items,) 0: the least popular, 1: the most
+    segments: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, data: TrainingData) -> TestView:
+        seen = data.with_validation_merged()
+        counts = torch.bincount(seen.items, minlength=data.n_items)
+        percentile = counts.argsort().argsort().double() / max(data.n_items - 1, 1)
+        return cls(data, seen, percentile, segment_labels(data, seen))
+
+
+def rank_candidate(name: str, model: nn.Module, view: TestView) -> Ranked:
+    data, seen = view.data, view.seen
+    full, top = full_catalogue_pass(
+        model, data.test, seen.users, seen.items, data.n_items, top_k=TOP_N
+    )
+    return Ranked(name, holdout_ranks(model, data.test), full, top)
+
+
+def summarise(ranked: Ranked, view: TestView, k_max: int) -> dict[str, Any]:
     k_values = range(1, k_max + 1)
     full = _at_k(ranked.full, k_values)
-    seen = data.with_validation_merged()
-    counts = torch.bincount(seen.items, minlength=data.n_items).double()
-    percentile = counts.argsort().argsort().double() / max(data.n_items - 1, 1)
     return {
         "sampled": _at_k(ranked.sampled, k_values),
         "full_catalogue": {"recall": full["hr"], "ndcg": full["ndcg"]},
-        f"coverage@{TOP_N}": len(torch.unique(ranked.top)) / data.n_items,
+        f"coverage@{TOP_N}": len(torch.unique(ranked.top)) / view.data.n_items,
         # 0.5: the items recommended are as popular as a typical item; 1.0: always the most popular
-        f"popularity_percentile@{TOP_N}": percentile[ranked.top].mean().item(),
-        "segments": _segments(ranked, segment_labels(data)),
+        f"popularity_percentile@{TOP_N}": view.popularity_percentile[ranked.top].mean().item(),
+        "segments": _segments(ranked, view.segments),
     }
 
 
@@ -223,7 +234,7 @@ def per_user_table(ranked: Iterable[Ranked], data: TrainingData) -> pa.Table:
                     "rank": sampled,
                     "full_rank": full,
                     f"hit@{TOP_N}": sampled < TOP_N,
-                    f"ndcg@{TOP_N}": np.where(sampled < TOP_N, 1 / np.log2(sampled + 2), 0.0),
+                    f"ndcg@{TOP_N}": np.where(sampled < TOP_N, 1 / np.log2(sampled + 2.0), 0.0),
                     f"full_hit@{TOP_N}": full < TOP_N,
                 }
             )
@@ -258,12 +269,13 @@ def evaluate(
     clash = sorted(set(models) & set(baselines))
     if clash:
         raise EvaluationError(f"model name(s) {clash} are baseline names: rename them")
+    view = TestView.of(data)
     with tempfile.TemporaryDirectory(prefix="evaluation-") as scratch:
         candidates = {
             name: load_candidate(name, path, data, Path(scratch)) for name, path in models.items()
-        } | baseline_models(baselines, data.with_validation_merged(), ease_l2)
-        ranked = [rank_candidate(name, model, data) for name, model in candidates.items()]
-    summaries = {entry.name: summarise(entry, data, k_max) for entry in ranked}
+        } | baseline_models(baselines, view.seen, ease_l2)
+        ranked = [rank_candidate(name, model, view) for name, model in candidates.items()]
+    summaries = {entry.name: summarise(entry, view, k_max) for entry in ranked}
     result = {
         "schema_version": SCHEMA_VERSION,
         "data_manifest_sha256": data.manifest_sha256,

@@ -70,11 +70,12 @@ class Console:
         if log is None or not self.screen.isatty():
             return None
         done = threading.Event()
+        progress = _Progress(log)
 
         def tick() -> None:
             while not done.wait(TICK_SECONDS):
                 seconds = time.perf_counter() - began
-                self._show(f"{_REDRAW}{label} ... {_progress(log)}{seconds:.0f} s")
+                self._show(f"{_REDRAW}{label} ... {progress.read()}{seconds:.0f} s")
 
         thread = threading.Thread(target=tick, daemon=True)
         thread.start()
@@ -105,12 +106,26 @@ class Console:
         self.screen.flush()
 
 
-def _progress(log: Path) -> str:
-    """``epoch 7, `` after the last epoch line the stage's log holds so far, else nothing."""
-    if not log.is_file():
-        return ""
-    epochs = _EPOCH.findall(log.read_text(errors="replace"))
-    return f"epoch {epochs[-1]}, " if epochs else ""
+class _Progress:
+    """The last epoch a growing log has reported, reading only what was added since the last
+    look (a long stage's log is read once, not once a tick)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = 0
+        self.epoch: str | None = None
+
+    def read(self) -> str:
+        """``epoch 7, `` after the last epoch line so far, else nothing."""
+        if self.log.is_file():
+            with self.log.open("rb") as stream:
+                stream.seek(self.offset)
+                added = stream.read()
+            complete = added.rfind(b"\n") + 1  # a line still being written waits for the next
+            self.offset += complete
+            epochs = _EPOCH.findall(added[:complete].decode(errors="replace"))
+            self.epoch = epochs[-1] if epochs else self.epoch
+        return f"epoch {self.epoch}, " if self.epoch else ""
 
 
 def _tail(log: Path) -> str:

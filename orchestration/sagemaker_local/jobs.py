@@ -56,12 +56,19 @@ def run_processing(
 
 def preprocessing_processor(session: LocalSession, instance_type: str = "local") -> Processor:
     """The preprocessing image as a generic Processor: jobs and pipeline steps share it."""
+    return _module_processor(session, "preprocessing", "preprocessing", instance_type)
+
+
+def _module_processor(
+    session: LocalSession, image: str, module: str, instance_type: str
+) -> Processor:
+    """One course image running ``python -m <module>`` as a processing job."""
     return Processor(
         role=ROLE,
-        image_uri=IMAGES["preprocessing"],
+        image_uri=IMAGES[image],
         instance_count=1,
         instance_type=instance_type,
-        entrypoint=["python", "-m", "preprocessing"],
+        entrypoint=["python", "-m", module],
         env=CONTAINER_ENV,
         sagemaker_session=session,
     )
@@ -91,15 +98,7 @@ def run_evaluation(
         inputs.append(
             ProcessingInput(model_data, f"{EVALUATION_MODELS}/{folder}", input_name=folder)
         )
-    processor = Processor(
-        role=ROLE,
-        image_uri=IMAGES["training"],
-        instance_count=1,
-        instance_type=instance_type,
-        entrypoint=["python", "-m", "evaluation"],
-        env=CONTAINER_ENV,
-        sagemaker_session=session,
-    )
+    processor = _module_processor(session, "training", "evaluation", instance_type)
     run_job(
         "evaluation",
         lambda: processor.run(
