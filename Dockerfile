@@ -7,6 +7,8 @@
 #                  `python -m inference` on port 8080 with the model from /opt/ml/model
 #   training-toolkit  script mode (lesson 04): PyTorch and SageMaker's training toolkit, no
 #                  course code; its `train` (the toolkit's) runs the script a job brings along
+#   evaluation     processing job (lesson 06): `python -m evaluation` with /opt/ml/processing
+#                  defaults; training's layers plus matplotlib for the stage's plots
 #
 # Each installs the pins of its lock file (locks/<target>.txt, from pyproject.toml's groups by
 # `make lock`) from the host wheelhouse (build/wheelhouse, made by scripts/build_images.sh) through
@@ -52,6 +54,11 @@ RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
     --mount=type=bind,source=locks/toolkit.txt,target=/tmp/lock.txt \
     pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
 
+FROM training-dependencies AS evaluation-dependencies
+RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
+    --mount=type=bind,source=locks/evaluation.txt,target=/tmp/lock.txt \
+    pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
+
 FROM preprocessing-dependencies AS preprocessing
 ENV OMP_NUM_THREADS=1
 COPY preprocessing/ preprocessing/
@@ -64,11 +71,17 @@ FROM training-dependencies AS training
 RUN printf '#!/bin/sh\nexec /opt/venv/bin/python -m training "$@"\n' > /usr/local/bin/train \
     && chmod 755 /usr/local/bin/train
 # training reads the processing stage's contract (preprocessing.manifest, preprocessing.schema).
-# The evaluation stage (`python -m evaluation`, lesson 06) runs in this image as a processing job.
+COPY preprocessing/ preprocessing/
+COPY training/ training/
+CMD ["train"]
+
+# The stage loads models through training's artifact contract and ranks with its evaluation code.
+FROM evaluation-dependencies AS evaluation
+ENV MPLBACKEND=Agg
 COPY preprocessing/ preprocessing/
 COPY training/ training/
 COPY evaluation/ evaluation/
-CMD ["train"]
+ENTRYPOINT ["python", "-m", "evaluation"]
 
 FROM inference-dependencies AS inference
 ENV OMP_NUM_THREADS=1

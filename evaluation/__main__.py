@@ -19,6 +19,8 @@ from evaluation.stage import BASELINES, EASE_L2, EvaluationError, evaluate
 from preprocessing.manifest import ManifestError
 from preprocessing.schema import SchemaError
 from training.artifacts import ArtifactError
+from training.config import GPU_CHOICES, GpuUse
+from training.train import DeviceError, resolve_device
 
 PROCESSING_ROOT = Path("/opt/ml/processing")
 DATA_INPUT = PROCESSING_ROOT / "input" / "data"
@@ -75,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--k-max", type=int, default=20, help="metrics at K = 1..k-max")
     parser.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE's λ")
+    parser.add_argument(
+        "--gpu",
+        choices=GPU_CHOICES,
+        default=GpuUse.AUTO.value,
+        help="auto: CUDA when PyTorch sees it; true: fail without it; false: the CPU",
+    )
     return parser
 
 
@@ -89,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             baselines=args.baselines,
             k_max=args.k_max,
             ease_l2=args.ease_l2,
+            device=resolve_device(args.gpu),
         )
-    except (EvaluationError, ArtifactError, ManifestError, SchemaError) as exc:
+    except (EvaluationError, ArtifactError, ManifestError, SchemaError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     headline = {

@@ -2,8 +2,8 @@
 
 Lesson 06 compares two models on the same hold-out users offline; the online router of lesson 08
 sends live traffic with the same :func:`assign_variant`, so a user lands in the same variant
-offline and online. Numpy and the standard library only: this runs in the training image, which
-has no SciPy.
+offline and online. Numpy and the standard library only: the evaluation and inference images,
+where this runs, have no SciPy.
 
 - :func:`assign_variant` / :func:`assign_variants`: deterministic, stateless bucketing by hash.
 - :func:`paired_bootstrap`: a confidence interval for the mean per-user difference (any metric).

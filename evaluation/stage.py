@@ -10,7 +10,9 @@ and baselines are compared by the same code. Outputs, written together or not at
   popularity bias of the top-10, the same at K = 10 per segment (users by history length, held-out
   items by popularity), and mean ± standard deviation over the seeds of each group;
 - ``per_user.parquet`` (``PER_USER_SCHEMA``): one row per candidate and user, what paired tests
-  (``evaluation.ab``) read.
+  (``evaluation.ab``) read;
+- ``plots/*.png`` (``evaluation.plots``): the comparison with error bars, HR / NDCG against K,
+  sampled against full catalogue, segments.
 
 A candidate named ``group/member`` (``gmf/seed1``) belongs to ``group``: its seeds are summarised.
 """
@@ -34,15 +36,17 @@ import torch
 from torch import nn
 
 from evaluation.ease import Ease
+from evaluation.plots import write_plots
 from training.artifacts import ArtifactError, extract_model_archive, load_model
 from training.baselines import MostPopular
 from training.data import TrainingData
 from training.evaluate import full_catalogue_pass, holdout_ranks
 from training.metrics import hit_rate_at_k, map_at_k, mrr, ndcg_at_k
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: top_n and device added
 EVALUATION_FILE = "evaluation.json"
 PER_USER_FILE = "per_user.parquet"
+PLOTS_FOLDER = "plots"
 TOP_N = 10  # the list a user would see: coverage, popularity bias and segments are measured at it
 BASELINES = ("random", "most-popular", "ease")
 EASE_L2 = 500.0  # lesson 06 tunes it on validation (evaluation.ease.tune_ease)
@@ -72,7 +76,7 @@ class RandomScores(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return torch.rand(items.shape, generator=self.generator)
+        return torch.rand(items.shape, generator=self.generator).to(items.device)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def load_candidate(name: str, path: Path, data: TrainingData, scratch: Path) -> 
         raise EvaluationError(f"model {name!r}: {path} does not exist")
     folder = extract_model_archive(archive, scratch / name) if archive.is_file() else path
     try:
-        model, config = load_model(folder)
+        model, config = load_model(folder, data.users.device)
     except (ArtifactError, FileNotFoundError, RuntimeError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"model {name!r}: {path} is not a readable model ({exc})") from exc
     trained_on = config.get("data", {}).get("manifest_sha256")
@@ -110,7 +114,9 @@ def baseline_models(names: Iterable[str], seen: TrainingData, l2: float = EASE_L
     """The baselines, fitted on what the models saw before the test: train and validation."""
     makers = {
         "random": lambda: RandomScores(),
-        "most-popular": lambda: MostPopular(torch.bincount(seen.items, minlength=seen.n_items)),
+        "most-popular": lambda: MostPopular(torch.bincount(seen.items, minlength=seen.n_items)).to(
+            seen.items.device
+        ),
         "ease": lambda: Ease.fit(seen.users, seen.items, seen.n_users, seen.n_items, l2=l2),
     }
     unknown = sorted(set(names) - set(makers))
@@ -150,13 +156,13 @@ def segment_labels(data: TrainingData, seen: TrainingData) -> dict[str, np.ndarr
     """Test users by the length of their history (thirds), held-out items by their popularity
     in what the models saw (head: the most popular items that make up a third of all
     interactions; tail: the least popular third; the rest mid). ``seen``: train + validation."""
-    history = torch.bincount(seen.users, minlength=data.n_users)[data.test.users].numpy()
+    history = torch.bincount(seen.users, minlength=data.n_users)[data.test.users].cpu().numpy()
     thirds = pd.qcut(history, 3, labels=["short", "medium", "long"], duplicates="drop")
-    counts = torch.bincount(seen.items, minlength=data.n_items).numpy()
+    counts = torch.bincount(seen.items, minlength=data.n_items).cpu().numpy()
     order = np.argsort(-counts, kind="stable")
     share = np.empty(len(counts))
     share[order] = np.cumsum(counts[order]) / counts.sum()
-    held_out = share[data.test.items.numpy()]
+    held_out = share[data.test.items.cpu().numpy()]
     popularity = np.where(held_out <= 1 / 3, "head", np.where(held_out <= 2 / 3, "mid", "tail"))
     return {"user_history": np.asarray(thirds, dtype=str), "item_popularity": popularity}
 
@@ -175,16 +181,17 @@ class TestView:
     def of(cls, data: TrainingData) -> TestView:
         seen = data.with_validation_merged()
         counts = torch.bincount(seen.items, minlength=data.n_items)
-        percentile = counts.argsort().argsort().double() / max(data.n_items - 1, 1)
+        percentile = counts.argsort().argsort().double().cpu() / max(data.n_items - 1, 1)
         return cls(data, seen, percentile, segment_labels(data, seen))
 
 
 def rank_candidate(name: str, model: nn.Module, view: TestView) -> Ranked:
+    """Both passes on the data's device; the ranks come back to the CPU for the summaries."""
     data, seen = view.data, view.seen
     full, top = full_catalogue_pass(
         model, data.test, seen.users, seen.items, data.n_items, top_k=TOP_N
     )
-    return Ranked(name, holdout_ranks(model, data.test), full, top)
+    return Ranked(name, holdout_ranks(model, data.test).cpu(), full.cpu(), top.cpu())
 
 
 def summarise(ranked: Ranked, view: TestView, k_max: int) -> dict[str, Any]:
@@ -261,10 +268,12 @@ def evaluate(
     baselines: Iterable[str] = BASELINES,
     k_max: int = 20,
     ease_l2: float = EASE_L2,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """Rank every model and baseline on ``data_dir``'s test hold-out; write the outputs into
-    ``output`` only once everything was computed. Returns what ``evaluation.json`` holds."""
-    data = TrainingData.load(data_dir, torch.device("cpu"))
+    """Rank every model and baseline on ``data_dir``'s test hold-out (on ``device``: the split,
+    models and baselines all live there); write the outputs into ``output`` only once everything
+    was computed. Returns what ``evaluation.json`` holds."""
+    data = TrainingData.load(data_dir, torch.device(device))
     check_inputs(data, data_dir, k_max)
     clash = sorted(set(models) & set(baselines))
     if clash:
@@ -280,8 +289,10 @@ def evaluate(
         "schema_version": SCHEMA_VERSION,
         "data_manifest_sha256": data.manifest_sha256,
         "test_users": len(data.test.users),
+        "device": data.users.device.type,
         "n_items": data.n_items,
         "k_max": k_max,
+        "top_n": TOP_N,
         "candidates": summaries,
         "groups": group_summary(summaries),
     }
@@ -290,13 +301,16 @@ def evaluate(
 
 
 def _write_together(output: Path, result: dict[str, Any], per_user: pa.Table) -> None:
-    """Both files appear together: written in a sibling folder, then moved into ``output``."""
+    """The outputs appear together: written in a sibling folder, then moved into ``output``,
+    ``evaluation.json`` last (its presence says the rest is there and current)."""
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".evaluation-", dir=output))
     try:
         (staging / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
         pq.write_table(per_user, staging / PER_USER_FILE)
-        for name in (PER_USER_FILE, EVALUATION_FILE):
+        write_plots(result, staging / PLOTS_FOLDER)
+        shutil.rmtree(output / PLOTS_FOLDER, ignore_errors=True)
+        for name in (PLOTS_FOLDER, PER_USER_FILE, EVALUATION_FILE):
             (staging / name).replace(output / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

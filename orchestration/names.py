@@ -13,6 +13,8 @@ IMAGES = {
     "inference": "ncf-inference:latest",
     # Script mode (lesson 04): the framework and SageMaker's toolkit; each job brings its code.
     "training-toolkit": "ncf-training-toolkit:latest",
+    # The evaluation stage (lesson 06): the training stage's model code and matplotlib.
+    "evaluation": "ncf-evaluation:latest",
 }
 # The compose services' images (docker-compose.yml builds them from services/Dockerfile).
 SERVICE_IMAGES = ("ncf-s3:latest", "ncf-mlflow:latest")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the course's images: the three SageMaker stages and the compose services.
 #
-#   scripts/build_images.sh            ncf-preprocessing, ncf-training, ncf-inference, ncf-s3, ncf-mlflow
+#   scripts/build_images.sh            ncf-preprocessing, ncf-training, ncf-inference,
+#                                      ncf-training-toolkit, ncf-evaluation, ncf-s3, ncf-mlflow
 #   WITH_JUPYTERLAB=1 scripts/build_images.sh     ... and ncf-jupyterlab
 #
 # Every image installs the pins of its lock file (locks/, from pyproject.toml by `make lock`) with
@@ -18,7 +19,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHEELHOUSE=$REPO_ROOT/build/wheelhouse
 WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
 # The locks the images install from; the wheelhouse holds the union of their pins.
-IMAGE_LOCKS=(preprocessing training inference toolkit mlflow jupyterlab)
+IMAGE_LOCKS=(preprocessing training inference toolkit evaluation mlflow jupyterlab)
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"
@@ -82,6 +83,7 @@ main() {
     build_image ncf-training:latest Dockerfile training
     build_image ncf-inference:latest Dockerfile inference
     build_image ncf-training-toolkit:latest Dockerfile training-toolkit
+    build_image ncf-evaluation:latest Dockerfile evaluation
     build_image ncf-s3:latest services/Dockerfile s3
     build_image ncf-mlflow:latest services/Dockerfile mlflow
     # The project is installed editable at the path compose mounts it at (PROJECT_DIR: ${PWD},

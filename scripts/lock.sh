@@ -6,6 +6,7 @@
 #   locks/training.txt       ... and the training extra: the training image
 #   locks/inference.txt      ... and the serving extra: the inference image
 #   locks/toolkit.txt        ... training and SageMaker's training toolkit: the script-mode image
+#   locks/evaluation.txt     ... training and matplotlib: the evaluation image
 #   locks/mlflow.txt         the tracking-server extra: the MLflow service image
 #   locks/jupyterlab.txt     serving, notebooks and localmode: the JupyterLab image
 #
@@ -65,6 +66,7 @@ main() {
     lock training --extra training "${constraint[@]}"
     lock inference --extra serving "${constraint[@]}"
     lock toolkit --extra toolkit "${constraint[@]}"
+    lock evaluation --extra evaluation "${constraint[@]}"
     lock mlflow --extra tracking-server "${constraint[@]}"
     lock jupyterlab --extra serving --extra notebooks --extra localmode "${constraint[@]}"
 }

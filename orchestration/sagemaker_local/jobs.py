@@ -79,6 +79,24 @@ EVALUATION_MODELS = "/opt/ml/processing/input/models"
 EVALUATION_OUTPUT = "/opt/ml/processing/output/evaluation"
 
 
+def evaluation_processor(session: LocalSession, instance_type: str = "local") -> Processor:
+    """The evaluation image as a generic Processor running ``python -m evaluation``."""
+    return _module_processor(session, "evaluation", "evaluation", instance_type)
+
+
+def evaluation_inputs(processed: str, models: dict[str, str]) -> list[ProcessingInput]:
+    """The split and each model's ``model.tar.gz`` (by ``s3://`` URI) as processing inputs. A
+    name ``group/member`` becomes the input folder ``group--member``, which the entry point reads
+    back as the same name."""
+    inputs = [ProcessingInput(processed, EVALUATION_DATA, input_name="data")]
+    for name, model_data in models.items():
+        folder = name.replace("/", "--", 1)
+        inputs.append(
+            ProcessingInput(model_data, f"{EVALUATION_MODELS}/{folder}", input_name=folder)
+        )
+    return inputs
+
+
 def run_evaluation(
     session: LocalSession,
     *,
@@ -88,21 +106,13 @@ def run_evaluation(
     arguments: list[str] | None = None,
     instance_type: str = "local",
 ) -> str:
-    """The evaluation stage (``python -m evaluation``) as a processing job in the training image:
-    the split and each model's ``model.tar.gz`` (by ``s3://`` URI) in, ``evaluation.json`` and
-    ``per_user.parquet`` out to ``output``. A name ``group/member`` becomes the input folder
-    ``group--member``, which the entry point reads back as the same name."""
-    inputs = [ProcessingInput(processed, EVALUATION_DATA, input_name="data")]
-    for name, model_data in models.items():
-        folder = name.replace("/", "--", 1)
-        inputs.append(
-            ProcessingInput(model_data, f"{EVALUATION_MODELS}/{folder}", input_name=folder)
-        )
-    processor = _module_processor(session, "training", "evaluation", instance_type)
+    """The evaluation stage as a processing job: ``evaluation.json``, ``per_user.parquet`` and
+    ``plots/`` out to ``output``."""
+    processor = evaluation_processor(session, instance_type)
     run_job(
         "evaluation",
         lambda: processor.run(
-            inputs=inputs,
+            inputs=evaluation_inputs(processed, models),
             outputs=[ProcessingOutput(EVALUATION_OUTPUT, output, output_name="evaluation")],
             arguments=arguments or [],
             wait=True,

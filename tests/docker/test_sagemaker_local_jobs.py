@@ -188,7 +188,15 @@ def test_evaluation_job_ranks_the_trained_model_and_the_baselines(
     run_evaluation(
         session, processed=processed_ml100k, models={"gmf/seed3": model_data}, output=output
     )
-    result = json.loads((download(session, output, tmp_path) / "evaluation.json").read_text())
+    written = download(session, output, tmp_path)
+    result = json.loads((written / "evaluation.json").read_text())
+    # The evaluation image draws the plots in the job (matplotlib is in it, not in training's).
+    assert sorted(path.name for path in (written / "plots").iterdir()) == [
+        "comparison.png",
+        "metrics_at_k.png",
+        "sampled_vs_full.png",
+        "segments.png",
+    ]
     candidates = result["candidates"]
     assert set(candidates) == {"gmf/seed3", "random", "most-popular", "ease"}
     # The job's figure is the one the training job measured on the same split.

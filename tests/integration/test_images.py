@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-IMAGE_LOCKS = ("preprocessing", "training", "inference", "toolkit", "mlflow", "jupyterlab")
+IMAGE_LOCKS = (
+    "preprocessing",
+    "training",
+    "inference",
+    "toolkit",
+    "evaluation",
+    "mlflow",
+    "jupyterlab",
+)
 
 
 @pytest.fixture
@@ -56,6 +64,7 @@ def test_an_up_to_date_wheelhouse_is_reused_and_each_stage_is_a_target(script_co
         "training",
         "inference",
         "training-toolkit",
+        "evaluation",
     ]
     assert all("build --quiet --label ncf-course" in line for line in stages)
 
