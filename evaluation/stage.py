@@ -43,7 +43,7 @@ from training.data import TrainingData
 from training.evaluate import full_catalogue_pass, holdout_ranks
 from training.metrics import hit_rate_at_k, map_at_k, mrr, ndcg_at_k
 
-SCHEMA_VERSION = "1.1"  # 1.1: top_n and device added
+SCHEMA_VERSION = "1.1"  # 1.1: top_n, device and data_identity added
 EVALUATION_FILE = "evaluation.json"
 PER_USER_FILE = "per_user.parquet"
 PLOTS_FOLDER = "plots"
@@ -100,12 +100,12 @@ def load_candidate(name: str, path: Path, data: TrainingData, scratch: Path) -> 
         model, config = load_model(folder, data.users.device)
     except (ArtifactError, FileNotFoundError, RuntimeError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"model {name!r}: {path} is not a readable model ({exc})") from exc
-    trained_on = config.get("data", {}).get("manifest_sha256")
-    if trained_on != data.manifest_sha256:
+    if not data.trained(config):
+        recorded = config.get("data", {})
         raise EvaluationError(
-            f"model {name!r} was trained on another split (its data manifest checksum "
-            f"{trained_on} differs from this split's {data.manifest_sha256}): evaluate it on "
-            "the split it was trained on"
+            f"model {name!r} was trained on another split (its data identity "
+            f"{recorded.get('identity') or recorded.get('manifest_sha256')} differs from this "
+            f"split's {data.identity}): evaluate it on the split it was trained on"
         )
     return model.eval()
 
@@ -288,6 +288,7 @@ def evaluate(
     result = {
         "schema_version": SCHEMA_VERSION,
         "data_manifest_sha256": data.manifest_sha256,
+        "data_identity": data.identity,
         "test_users": len(data.test.users),
         "device": data.users.device.type,
         "n_items": data.n_items,

@@ -28,6 +28,14 @@ class ManifestError(ValueError):
     """The processed folder cannot be trusted: missing, stale or tampered with."""
 
 
+def data_identity(manifest: dict[str, Any]) -> str:
+    """The split's identity: a hash of its schema version and table checksums. The same data
+    processed again (another day, another folder) keeps it; the manifest file's own checksum does
+    not, since it records when it was written."""
+    identity = {key: manifest[key] for key in ("schema_version", "files")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
 def write_split(split: Split, out_dir: Path, *, extra: dict[str, Any]) -> dict[str, Any]:
     """Write every table and then the manifest (last, so its presence means the folder is whole)."""
     out_dir.mkdir(parents=True, exist_ok=True)

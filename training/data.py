@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from preprocessing.manifest import read_split, sha256_of
+from preprocessing.manifest import data_identity, read_split, sha256_of
 from preprocessing.schema import MANIFEST_FILE
 from preprocessing.split import Holdout
 
@@ -40,6 +40,7 @@ class TrainingData:
     validation: HoldoutTensors | None
     test: HoldoutTensors
     manifest_sha256: str | None = None
+    identity: str | None = None  # preprocessing.manifest.data_identity: kept by re-processing
 
     def with_validation_merged(self) -> TrainingData:
         """Validation positives become training data: the refit after model selection."""
@@ -68,6 +69,14 @@ class TrainingData:
         rank[order] = torch.arange(len(order), device=order.device) - starts[users]
         return rank, counts[self.users]
 
+    def trained(self, model_config: dict) -> bool:
+        """Whether a model's config.json names this split: by its identity where the model
+        recorded one (the same data processed again matches), else by the manifest's checksum."""
+        data = model_config.get("data", {})
+        if data.get("identity"):
+            return data["identity"] == self.identity
+        return data.get("manifest_sha256") == self.manifest_sha256
+
     @classmethod
     def load(cls, folder: Path, device: torch.device) -> TrainingData:
         split = read_split(folder)
@@ -82,4 +91,5 @@ class TrainingData:
             else HoldoutTensors.from_holdout(split.validation, device),
             test=HoldoutTensors.from_holdout(split.test, device),
             manifest_sha256=sha256_of(folder / MANIFEST_FILE),
+            identity=data_identity(split.manifest),
         )

@@ -23,10 +23,29 @@ def _chunk_scores(device: torch.device) -> int:
     return 1 << 22 if device.type == "cuda" else 1 << 15
 
 
+def _users_per_chunk(
+    users_per_batch: int | None, scores_per_user: int, device: torch.device
+) -> int:
+    """``users_per_batch`` when given (lesson 06 measures throughput against it), else as many
+    users as fill ``_chunk_scores``. A user's scores depend on that user alone, so the ranks
+    are the same whatever the chunk."""
+    if users_per_batch is None:
+        return max(1, _chunk_scores(device) // scores_per_user)
+    if users_per_batch < 1:
+        raise ValueError(
+            f"users_per_batch must be a positive number of users, got {users_per_batch!r}"
+        )
+    return users_per_batch
+
+
 @torch.no_grad()
-def holdout_ranks(model: nn.Module, holdout: HoldoutTensors) -> torch.Tensor:
+def holdout_ranks(
+    model: nn.Module, holdout: HoldoutTensors, *, users_per_batch: int | None = None
+) -> torch.Tensor:
+    """Rank of each held-out item among its sampled negatives (pessimistic ties); chunked by
+    ``users_per_batch`` users (None: ``_chunk_scores``'s share)."""
     candidates = torch.cat([holdout.items.unsqueeze(1), holdout.negatives], dim=1)
-    rows = max(1, _chunk_scores(candidates.device) // candidates.shape[1])
+    rows = _users_per_chunk(users_per_batch, candidates.shape[1], candidates.device)
     ranks = []
     for start in range(0, len(candidates), rows):
         scores = model(holdout.users[start : start + rows], candidates[start : start + rows])
@@ -62,14 +81,17 @@ def full_catalogue_pass(
     seen_items: torch.Tensor,
     n_items: int,
     top_k: int = 0,
+    *,
+    users_per_batch: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out items' ranks among each user's unseen items and, in the same pass, the
-    ``top_k`` unseen items each user would be recommended (N, top_k), best first."""
+    ``top_k`` unseen items each user would be recommended (N, top_k), best first. Chunked by
+    ``users_per_batch`` users (None: ``_chunk_scores``'s share)."""
     device = holdout.users.device
+    rows = _users_per_chunk(users_per_batch, n_items, device)
     order = torch.argsort(seen_users)
     seen_users, seen_items = seen_users[order], seen_items[order]
     all_items = torch.arange(n_items, device=device)
-    rows = max(1, _chunk_scores(device) // n_items)
     ranks, tops = [], []
     for start in range(0, len(holdout.users), rows):
         users = holdout.users[start : start + rows]
@@ -130,8 +152,7 @@ def evaluate_artifact(model_dir: Path, data_dir: Path, k: int = 10) -> dict[str,
     keep_freed_memory()  # the evaluation stage runs in the orchestrating process, without fit
     model, config = load_model(model_dir)
     data = TrainingData.load(data_dir, torch.device("cpu"))
-    trained_on = config.get("data", {}).get("manifest_sha256")
-    if trained_on != data.manifest_sha256:
+    if not data.trained(config):
         raise ArtifactError(
             f"{model_dir} was trained on another processed split than {data_dir} "
             "(manifest checksums differ); evaluate it on the data it was trained on."

@@ -207,6 +207,7 @@ def _model_config(config: TrainConfig, data: TrainingData, device: torch.device)
         "hyperparameters": config.to_dict(),
         "data": {
             "manifest_sha256": data.manifest_sha256,
+            "identity": data.identity,
             "id_maps": {"users": TABLE_FILES["users"], "items": TABLE_FILES["items"]},
         },
         "trained_on": {

@@ -4,7 +4,6 @@ later lessons need to find, trust and deploy it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from orchestration.lessons.training_jobs import TrainingJob
+from preprocessing.manifest import data_identity
 from training.tracking import metric_key
 
 REGISTERED_MODELS = {"gmf": "ncf-gmf", "mlp": "ncf-mlp", "neumf": "ncf-neumf"}
@@ -28,9 +28,7 @@ ALIASES = ("champion", "challenger")
 def manifest_sha256(processed: Path) -> str:
     """The processed split's identity: a hash of its manifest's schema version and table
     checksums, so the same data processed again (another day, another folder) keeps it."""
-    manifest = json.loads((processed / "manifest.json").read_text())
-    identity = {key: manifest[key] for key in ("schema_version", "files")}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return data_identity(json.loads((processed / "manifest.json").read_text()))
 
 
 def register(

@@ -105,6 +105,25 @@ def test_a_model_of_another_split_is_refused_and_nothing_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_the_same_data_processed_again_is_the_same_split(tmp_path, small_interactions, model_dir):
+    """Processing is seeded: a second run writes the same tables under a new manifest (its time
+    differs), and the models trained on the first are still evaluated on it."""
+    again = tmp_path / "again"
+    params = {"seed": 1, "note": "processed again"}  # the manifest differs, the tables do not
+    write_split(leave_one_out(small_interactions, seed=1), again, extra={"params": params})
+    result = stage.evaluate(again, {"gmf": model_dir}, tmp_path / "out", baselines=[])
+    assert "gmf" in result["candidates"]
+
+
+def test_a_model_without_an_identity_is_checked_by_the_manifest_checksum(model_dir, data):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["data"]["identity"] == data.identity
+    legacy = {"data": {"manifest_sha256": data.manifest_sha256}}
+    assert data.trained(legacy)
+    assert not data.trained({"data": {"manifest_sha256": "another manifest"}})
+    assert not data.trained({"data": {"identity": "another split"}})
+
+
 @pytest.mark.parametrize("beyond", [False, True])
 def test_k_outside_the_candidates_is_refused(tmp_path, processed_dir, data, beyond):
     candidates = 1 + data.test.negatives.shape[1]

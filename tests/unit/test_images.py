@@ -119,14 +119,14 @@ def test_without_an_engine_nothing_is_built_and_the_line_says_so(monkeypatch):
 
 def test_built_images_are_left_alone(monkeypatch):
     calls, run = _builds(monkeypatch, set(images.COURSE_IMAGES))
-    assert images.ensure_images(run=run) == "the course's 6 images are built"
+    assert images.ensure_images(run=run) == "the course's 7 images are built"
     assert calls == []
 
 
 def test_missing_images_are_built_by_the_build_script_from_the_right_base(monkeypatch, capsys):
     present = set(images.COURSE_IMAGES[1:]) | {images.OFFLINE_BASE}
     calls, run = _builds(monkeypatch, present)
-    assert images.ensure_images(Path("/repo"), run=run) == "built 1 image(s) in the course's 6"
+    assert images.ensure_images(Path("/repo"), run=run) == "built 1 image(s) in the course's 7"
     ((command, env),) = calls
     assert command == ["bash", "/repo/scripts/build_images.sh"]
     assert env["BASE_IMAGE"] == images.OFFLINE_BASE
