@@ -131,8 +131,8 @@ def per_candidate(
 
 
 def tuned() -> str:
-    """Whether anything in this process (the flag, or the stage itself) kept freed memory: on
-    the CPU, without it every chunk's activations fault in fresh pages (training/cpu_memory.py)."""
+    """Whether this process keeps freed memory (the stage sets it on the CPU): without it every
+    chunk's activations fault in fresh pages (training/cpu_memory.py)."""
     return "yes" if keep_freed_memory.cache_info().currsize else "no"
 
 
@@ -165,15 +165,8 @@ def main() -> None:
     )
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--repeats", type=int, default=3, help="throughput: best of this many")
-    parser.add_argument(
-        "--keep-freed-memory",
-        action="store_true",
-        help="tune glibc's malloc first (training/cpu_memory.py), as training does, to compare",
-    )
     args = parser.parse_args()
     device = resolve_device(args.gpu)
-    if args.keep_freed_memory:
-        keep_freed_memory()
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     print(
         "models: the recipe sizes with freshly initialised weights (evaluation cost depends on "
