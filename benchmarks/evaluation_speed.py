@@ -2,7 +2,6 @@
 
     python benchmarks/evaluation_speed.py                      # ML-1M shape, CUDA if seen
     python benchmarks/evaluation_speed.py --gpu false          # the CPU
-    python benchmarks/evaluation_speed.py --gpu false --keep-freed-memory  # glibc tuned first
     python benchmarks/evaluation_speed.py --shape ml-100k --repeats 1
 
 Builds a split (train, validation, test: each held-out item with 99 sampled negatives) in a
