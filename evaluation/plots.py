@@ -52,18 +52,22 @@ def _mean_std(members: list[Summary], read: Callable[[Summary], Any]) -> tuple[A
     return values.mean(axis=0), std
 
 
+def _sampled(result: dict[str, Any]) -> str:
+    return f"1 held-out + {result['sampled_negatives']} sampled items"
+
+
 def _label(name: str, members: list[Summary]) -> str:
     return f"{name} ({len(members)} seeds)" if len(members) > 1 else name
 
 
 def comparison(result: dict[str, Any]) -> Figure:
     """The headline table as bars: sampled HR@10 and NDCG@10, full-catalogue recall@10."""
-    grouped, n = families(result), result["top_n"]
+    grouped, n, sampled = families(result), result["top_n"], _sampled(result)
     names = [_label(name, members) for name, members in grouped.items()]
     figure = Figure(figsize=(13, 0.45 * len(names) + 1.8), layout="constrained")
     panels = [
-        (_reader("hr", str(n)), f"HR@{n}, sampled (1 + 100 items)"),
-        (_reader("ndcg", str(n)), f"NDCG@{n}, sampled (1 + 100 items)"),
+        (_reader("hr", str(n)), f"HR@{n}, sampled ({sampled})"),
+        (_reader("ndcg", str(n)), f"NDCG@{n}, sampled ({sampled})"),
         (_reader("recall", str(n)), f"recall@{n}, full catalogue"),
     ]
     for axes, (read, title) in zip(figure.subplots(1, 3, sharey=True), panels, strict=True):
@@ -109,7 +113,7 @@ def sampled_vs_full(result: dict[str, Any]) -> Figure:
         axes.errorbar(x, y, xerr=x_std, yerr=y_std, marker="o", capsize=3, label=name)
     axes.set(
         title=f"Sampled vs full-catalogue view, at {n}",
-        xlabel=f"HR@{n} among 1 + 100 sampled items (share of users)",
+        xlabel=f"HR@{n} among {_sampled(result)} (share of users)",
         ylabel=f"recall@{n} among all unseen items (share of users)",
     )
     axes.legend(fontsize="small")

@@ -1,7 +1,7 @@
 """The evaluation stage: trained models and baselines ranked by one code path on one split.
 
 Each candidate (a model folder or ``model.tar.gz``, or a baseline) ranks every test user's
-held-out item twice: among its 100 sampled negatives (the paper's protocol) and among all items
+held-out item twice: among its sampled negatives (99 in the paper's protocol) and among all items
 the user has not seen (the full catalogue). Every figure is computed from those ranks, so models
 and baselines are compared by the same code. Outputs, written together or not at all:
 
@@ -44,7 +44,7 @@ from training.data import TrainingData
 from training.evaluate import full_catalogue_pass, holdout_ranks
 from training.metrics import hit_rate_at_k, map_at_k, mrr, ndcg_at_k
 
-SCHEMA_VERSION = "1.1"  # 1.1: top_n, device and data_identity added
+SCHEMA_VERSION = "1.1"  # 1.1: top_n, sampled_negatives, device and data_identity added
 EVALUATION_FILE = "evaluation.json"
 PER_USER_FILE = "per_user.parquet"
 PLOTS_FOLDER = "plots"
@@ -297,6 +297,7 @@ def evaluate(
         "n_items": data.n_items,
         "k_max": k_max,
         "top_n": TOP_N,
+        "sampled_negatives": data.test.negatives.shape[1],
         "candidates": summaries,
         "groups": group_summary(summaries),
     }

@@ -56,6 +56,9 @@ def upload(session: LocalSession, local_path: Path, prefix: str) -> str:
 def download(session: LocalSession, s3_uri: str, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     bucket, _, prefix = s3_uri.removeprefix("s3://").partition("/")
+    if prefix not in session.list_s3_files(bucket, prefix):
+        # A folder: without the slash its prefix also matches siblings ("evaluation-refined").
+        prefix = prefix.rstrip("/") + "/"
     session.download_data(str(target), bucket, key_prefix=prefix)
     return target
 

@@ -146,3 +146,25 @@ def test_seed_zero_is_reused_when_registered_on_this_split_and_still_stored(
     assert built["mlp/seed0"].version.name == "ncf-mlp"
     assert built["neumf-pre/seed0"].version.name == "ncf-neumf"
     assert built["neumf/seed0"].version is None and built["gmf/seed1"].version is None
+
+
+class FakeStore:
+    """list_s3_files and download_data of a LocalSession over a few keys."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self.asked = keys, []
+
+    def list_s3_files(self, bucket, key_prefix):
+        return [key for key in self.keys if key.startswith(key_prefix)]
+
+    def download_data(self, path, bucket, key_prefix):
+        self.asked.append(key_prefix)
+
+
+def test_a_folder_download_does_not_pull_its_siblings_and_a_file_stays_a_file(tmp_path):
+    from orchestration.sagemaker_local.session import download
+
+    store = FakeStore(["run/evaluation/evaluation.json", "run/evaluation-refined/evaluation.json"])
+    download(store, "s3://b/run/evaluation", tmp_path)
+    download(store, "s3://b/run/evaluation/evaluation.json", tmp_path)
+    assert store.asked == ["run/evaluation/", "run/evaluation/evaluation.json"]
