@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from evaluation.ab import mcnemar, minimum_detectable_effect, paired_bootstrap
+from evaluation.stage import TOP_N
 
-TOP_N = 10
 HIT, NDCG = f"hit@{TOP_N}", f"ndcg@{TOP_N}"
 
 

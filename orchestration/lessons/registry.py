@@ -92,6 +92,28 @@ def crown(client: MlflowClient, ranking: list[ModelVersion]) -> dict[str, ModelV
     return dict(zip(ALIASES, ranking, strict=False))
 
 
+# The evaluation figures logged to each version's run (eval_*), by lesson 06's table columns.
+EVALUATION_METRICS = {
+    "hr@10": "HR@10",
+    "ndcg@10": "NDCG@10",
+    "full_recall@10": "full recall@10",
+    "coverage@10": "coverage@10",
+}
+
+
+def decide(
+    client: MlflowClient, registered: dict[str, ModelVersion], figures: pd.DataFrame
+) -> list[str]:
+    """Log each registered version's evaluation ``figures`` (a row per candidate name) to its
+    run, then crown them by test HR@10. Returns the candidate names, best first."""
+    for name, version in registered.items():
+        row = figures.loc[name]
+        log_evaluation(client, version, {m: row[c] for m, c in EVALUATION_METRICS.items()})
+    ranking = sorted(registered, key=lambda name: -figures.at[name, "HR@10"])
+    crown(client, [registered[name] for name in ranking])
+    return ranking
+
+
 def holder(client: MlflowClient, alias: str) -> ModelVersion | None:
     """The version an alias names among the course's models (lesson 08 deploys it), or None."""
     for name in REGISTERED_MODELS.values():

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from evaluation import stage
 from orchestration.lessons import candidates as candidates_module
+from orchestration.lessons import evaluation_report
 from orchestration.lessons.ab_test import paired_comparison
 from orchestration.lessons.candidates import CandidateBuilder, registered_on
 from orchestration.lessons.recommendations import held_out, side_by_side
@@ -168,3 +169,35 @@ def test_a_folder_download_does_not_pull_its_siblings_and_a_file_stays_a_file(tm
     download(store, "s3://b/run/evaluation", tmp_path)
     download(store, "s3://b/run/evaluation/evaluation.json", tmp_path)
     assert store.asked == ["run/evaluation/", "run/evaluation/evaluation.json"]
+
+
+def _summary(hr: float, recall: float) -> dict:
+    return {
+        "sampled": {"hr": {"10": hr}, "ndcg": {"10": hr / 2}, "mrr": hr / 3},
+        "full_catalogue": {"recall": {"10": recall}},
+        "coverage@10": 0.5,
+        "popularity_percentile@10": 0.9,
+    }
+
+
+def test_report_tables_group_seeds_order_families_and_place_both_views():
+    result = {
+        "top_n": 10,
+        "candidates": {
+            "gmf/seed0": _summary(0.60, 0.12),
+            "gmf/seed1": _summary(0.62, 0.10),
+            "ease": _summary(0.65, 0.09),
+            "random": _summary(0.10, 0.01),
+        },
+    }
+    figures = evaluation_report.headline(result)
+    assert figures.at["gmf/seed1", "MRR"] == pytest.approx(0.62 / 3)
+    families = evaluation_report.by_family(result)
+    assert list(families.index) == ["ease", "gmf", "random"]
+    assert families.at["gmf", "seeds"] == 2
+    assert families.at["gmf", "HR@10"] == f"0.6100 ± {np.std([0.60, 0.62], ddof=1):.4f}"
+    assert families.at["ease", "HR@10"] == "0.6500 ± 0.0000"
+    assert evaluation_report.best_model_family(result) == "gmf"  # ease has no seeds
+    views = evaluation_report.views(result)
+    assert list(views.index) == ["ease", "gmf/seed1", "gmf/seed0", "random"]
+    assert list(views["full rank"]) == [3, 2, 1, 4]

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from orchestration.lessons.compare import against_baselines
 from orchestration.lessons.registry import (
     crown,
+    decide,
     holder,
     log_evaluation,
     manifest_sha256,
@@ -86,3 +87,28 @@ def test_champion_and_challenger_each_name_one_version_across_the_models(client)
     log_evaluation(client, versions["neumf"], {"hr@10": 0.6564, "full_recall@10": 0.125})
     logged = client.get_run(versions["neumf"].run_id).data.metrics
     assert logged == {"eval_hr_at_10": 0.6564, "eval_full_recall_at_10": 0.125}
+
+
+def test_a_decision_logs_each_version_s_figures_and_crowns_the_best_two(client):
+    import pandas as pd
+
+    experiment = client.create_experiment("lesson-06")
+    registered = {}
+    for name, model in [("gmf/seed0", "gmf"), ("mlp/seed0", "mlp"), ("neumf-pre/seed0", "neumf")]:
+        run = client.get_run(client.create_run(experiment, run_name=name).info.run_id)
+        registered[name] = register(client, model, run, _job(name, 0.6), "sha")
+    figures = pd.DataFrame(
+        {"HR@10": [0.65, 0.63, 0.66, 0.60], "NDCG@10": [0.37, 0.36, 0.38, 0.33]}
+        | {"full recall@10": [0.12, 0.11, 0.13, 0.09], "coverage@10": [0.4, 0.5, 0.45, 0.3]},
+        index=["gmf/seed0", "mlp/seed0", "neumf-pre/seed0", "ease"],
+    )
+    assert decide(client, registered, figures) == ["neumf-pre/seed0", "gmf/seed0", "mlp/seed0"]
+    assert holder(client, "champion").name == "ncf-neumf"
+    assert holder(client, "challenger").name == "ncf-gmf"
+    logged = client.get_run(registered["mlp/seed0"].run_id).data.metrics
+    assert logged == {
+        "eval_hr_at_10": 0.63,
+        "eval_ndcg_at_10": 0.36,
+        "eval_full_recall_at_10": 0.11,
+        "eval_coverage_at_10": 0.5,
+    }
