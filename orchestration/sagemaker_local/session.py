@@ -11,6 +11,7 @@ from sagemaker.local import LocalSession
 from sagemaker.utils import _SENSITIVE_SYSTEM_PATHS
 
 from orchestration.infra.services import LocalS3
+from orchestration.sagemaker_local.compose import report_exit_codes_from_the_engine
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def container_root(preferred: Path) -> Path:
 def local_session(store: LocalS3, scratch: Path) -> LocalSession:
     """A LocalSession that makes no request to AWS: S3 is the course's local store, its bucket
     the default one, and the store's own boto3 session its keys (and its full-disk errors)."""
+    report_exit_codes_from_the_engine()  # a failed job must never pass as Succeeded
     session = LocalSession(
         boto_session=store.session(),
         s3_endpoint_url=store.endpoint_url,

@@ -37,6 +37,21 @@ def test_session_makes_no_aws_request_and_targets_the_local_store(tmp_path, monk
     assert credentials.access_key == ACCESS_KEY  # never the AWS credential chain
 
 
+@pytest.mark.parametrize("hosts", [["algo-1-ab12c"], ["algo-1-ab12c", "algo-2-ab12c"]])
+def test_a_jobs_exit_status_comes_from_its_first_host(tmp_path, hosts):
+    """compose 1.29 alone can report a container that failed within a second as exit 0."""
+    from sagemaker.local.image import _SageMakerContainer
+
+    local_session(LocalS3(tmp_path, "course", port=1), tmp_path)
+    container = object.__new__(_SageMakerContainer)  # no Docker needed to build the command
+    container.hosts, container.container_root = hosts, str(tmp_path)
+    container.compose_cmd_prefix = ["docker-compose"]
+    command = container._compose()
+    assert command[command.index("--exit-code-from") + 1] == "algo-1-ab12c"
+    assert "--abort-on-container-exit" in command
+    assert "--exit-code-from" not in container._compose(detached=True)
+
+
 def test_scratch_space_avoids_folders_the_sdk_refuses(tmp_path, monkeypatch):
     assert container_root(tmp_path / "scratch") == (tmp_path / "scratch").resolve()
     monkeypatch.setattr(sagemaker_session, "_SENSITIVE_SYSTEM_PATHS", [str(tmp_path.resolve())])
