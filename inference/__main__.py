@@ -1,12 +1,15 @@
 """``python -m inference [serve]``: the model server, as SageMaker starts it (``docker run IMAGE
 serve``) and as a plain host process. The port comes from ``SAGEMAKER_BIND_TO_PORT`` (8080), the
 worker processes from ``SAGEMAKER_MODEL_SERVER_WORKERS`` (1), the model from ``SM_MODEL_DIR``.
+Every log line is a JSON object (one per request, see :mod:`inference.observability`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 
 import uvicorn
 
@@ -14,16 +17,27 @@ import uvicorn
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"json": {"()": "inference.observability.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
-            "formatter": "plain",
+            "formatter": "json",
         }
     },
     "root": {"handlers": ["stdout"], "level": "INFO"},
 }
+
+
+def _fresh_metrics_dir() -> None:
+    """prometheus_client's multiprocess mode: each worker writes its own files there and
+    ``/metrics`` sums them. Set before any worker imports the client; emptied at each start so
+    a restart does not count the last run's requests."""
+    folder = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "ncf-metrics")
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
 
 
 def _env_int(name: str, default: int, parser: argparse.ArgumentParser) -> int:
@@ -39,12 +53,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker passes it")
     parser.parse_args(argv)
+    port = _env_int("SAGEMAKER_BIND_TO_PORT", 8080, parser)
+    workers = _env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1, parser)
+    _fresh_metrics_dir()
     uvicorn.run(
         "inference.app:app",
         host="0.0.0.0",
-        port=_env_int("SAGEMAKER_BIND_TO_PORT", 8080, parser),
-        workers=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1, parser),
+        port=port,
+        workers=workers,
         log_config=LOGGING,
+        access_log=False,  # the app logs each request itself, with its inference id
     )
 
 

@@ -166,9 +166,12 @@ def test_a_broken_model_folder_is_an_artifact_error(model_dir, tmp_path, breakag
         ),
     ],
 )
-def test_serve_reads_sagemakers_environment(monkeypatch, argv, env, port, workers):
+def test_serve_reads_sagemakers_environment(monkeypatch, tmp_path, argv, env, port, workers):
     for name in ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS"):
         monkeypatch.delenv(name, raising=False)
+    metrics = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics))
+    (metrics / "stale").mkdir(parents=True)  # a restart must not count the last run's requests
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     calls = []
@@ -177,6 +180,7 @@ def test_serve_reads_sagemakers_environment(monkeypatch, argv, env, port, worker
     [(app, kwargs)] = calls
     assert app == "inference.app:app"
     assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", port, workers)
+    assert metrics.is_dir() and not any(metrics.iterdir())
 
 
 @pytest.mark.parametrize(
