@@ -13,8 +13,9 @@
 # Each installs the pins of its lock file (locks/<target>.txt, from pyproject.toml's groups by
 # `make lock`) from the host wheelhouse (build/wheelhouse, made by scripts/build_images.sh) through
 # a bind mount, so no wheel lands in a layer and no index is needed. The dependency stages stack:
-# training adds torch to preprocessing's layers, inference adds the server to training's, so the
-# three images share what they have in common on disk. From the repository root:
+# torch adds the framework to preprocessing's layers; training adds the tracking client to it,
+# inference the server, so the images share what they have in common on disk. From the repository
+# root:
 #   DOCKER_BUILDKIT=1 docker build --build-arg BASE_IMAGE=ncf-base:bookworm \
 #       --target training -t ncf-training:latest .
 # With internet the default python:3.11-slim-bookworm base works as is; for `local_gpu` pass a
@@ -35,12 +36,19 @@ RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
     --mount=type=bind,source=locks/preprocessing.txt,target=/tmp/lock.txt \
     pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
 
-FROM preprocessing-dependencies AS training-dependencies
+# The framework, on its own layer: the training and inference images share it on disk.
+FROM preprocessing-dependencies AS torch-dependencies
+RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
+    --mount=type=bind,source=locks/torch.txt,target=/tmp/lock.txt \
+    pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
+
+FROM torch-dependencies AS training-dependencies
 RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
     --mount=type=bind,source=locks/training.txt,target=/tmp/lock.txt \
     pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
 
-FROM training-dependencies AS inference-dependencies
+# The server and nothing that trains: no tracking client, no plotting.
+FROM torch-dependencies AS inference-dependencies
 RUN --mount=type=bind,source=build/wheelhouse,target=/tmp/wheelhouse \
     --mount=type=bind,source=locks/inference.txt,target=/tmp/lock.txt \
     pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse -r /tmp/lock.txt
@@ -83,9 +91,14 @@ COPY training/ training/
 COPY evaluation/ evaluation/
 ENTRYPOINT ["python", "-m", "evaluation"]
 
+# No OMP_NUM_THREADS: each worker takes its share of the container's CPU quota
+# (inference/resources.py); an OMP_NUM_THREADS the container is given still wins.
 FROM inference-dependencies AS inference
-ENV OMP_NUM_THREADS=1
-# The server runs as model-server, never as root: see inference/serve.
+# SageMaker may give the server another port in SAGEMAKER_BIND_TO_PORT (inference pipelines,
+# multi-container endpoints); the label says this image honours it.
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# The server runs as model-server, never as root, and its model folder is read-only to it: see
+# inference/serve.
 RUN useradd --uid 10001 --user-group --create-home --home-dir /home/model-server model-server
 COPY --chmod=755 inference/serve /usr/local/bin/serve
 # The recommender reads the training stage's artifact contract, which reuses the processing

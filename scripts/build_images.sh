@@ -19,7 +19,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHEELHOUSE=$REPO_ROOT/build/wheelhouse
 WHEELHOUSE_STAMP=$WHEELHOUSE/.complete
 # The locks the images install from; the wheelhouse holds the union of their pins.
-IMAGE_LOCKS=(preprocessing training inference toolkit evaluation mlflow jupyterlab)
+IMAGE_LOCKS=(preprocessing torch training inference toolkit evaluation mlflow jupyterlab)
 
 # shellcheck source=scripts/common.sh
 source "$REPO_ROOT/scripts/common.sh"

@@ -3,8 +3,9 @@
 #
 #   locks/all.txt            every extra: the host's virtual environment (requirements.txt)
 #   locks/preprocessing.txt  the project's dependencies only: the preprocessing image (no torch)
+#   locks/torch.txt          ... and torch: the layer the training and inference images share
 #   locks/training.txt       ... and the training extra: the training image
-#   locks/inference.txt      ... and the serving extra: the inference image
+#   locks/inference.txt      ... and the serving extra: the inference image (no tracking client)
 #   locks/toolkit.txt        ... training and SageMaker's training toolkit: the script-mode image
 #   locks/evaluation.txt     ... training and matplotlib: the evaluation image
 #   locks/mlflow.txt         the tracking-server extra: the MLflow service image
@@ -63,6 +64,7 @@ main() {
     lock all --all-extras
     local constraint=(--constraint locks/all.txt)
     lock preprocessing "${constraint[@]}"
+    lock torch --extra torch "${constraint[@]}"
     lock training --extra training "${constraint[@]}"
     lock inference --extra serving "${constraint[@]}"
     lock toolkit --extra toolkit "${constraint[@]}"

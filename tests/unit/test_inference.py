@@ -15,7 +15,9 @@ import torch
 import inference.__main__ as cli
 from inference.recommender import (
     InvalidKError,
+    Query,
     Recommender,
+    UnknownItemError,
     UnknownUserError,
 )
 from preprocessing.schema import ITEMS, USERS, write_table
@@ -97,6 +99,69 @@ def test_raw_ids_come_from_the_id_maps_whatever_their_row_order(recommender, mod
         write_table(table.take(list(range(table.num_rows))[::-1]), table_schema, path)
     expected = [(1000 * item_id + 7, score) for item_id, score in recommender.recommend(5, 4)]
     assert Recommender.from_folder(folder, "cpu").recommend(5007, 4) == expected
+
+
+def test_a_batch_ranks_each_user_as_alone_and_new_users_by_popularity(recommender, split):
+    user_ids = [int(u) for u in split.users["user_id"].iloc[:5]]
+    queries = [Query(u, k) for u, k in zip(user_ids, (1, 5, 10, 3, 7), strict=True)]
+    rankings = recommender.rank([*queries[:2], Query(987654, 4), *queries[2:]])
+    alone = [recommender.recommend(q.user_id, q.k) for q in queries]
+    for ranking, expected in zip(rankings[:2] + rankings[3:], alone, strict=True):
+        assert [item for item, _ in ranking.items] == [item for item, _ in expected]
+        assert [s for _, s in ranking.items] == pytest.approx([s for _, s in expected], abs=1e-6)
+    popular = split.items.sort_values(["n_train", "item"], ascending=[False, True])
+    assert rankings[2].items == [(i, None) for i in popular["item_id"].head(4)]
+    assert rankings[2].fallback == "popularity" and rankings[0].fallback is None
+
+
+def test_with_the_fallback_off_a_new_user_fails_the_batch_before_scoring(recommender, split):
+    known = int(split.users["user_id"].iloc[0])
+    with pytest.raises(UnknownUserError, match="unknown user_id 987654"):
+        recommender.rank([Query(known), Query(987654, fallback=False)])
+
+
+def _tied(folder):
+    """Every item embedding equal: every unseen item gets the same score."""
+    state = torch.load(folder / "model.pt", weights_only=True)
+    state["item_embedding.weight"][:] = state["item_embedding.weight"][0]
+    torch.save(state, folder / "model.pt")
+
+
+def test_equal_scores_are_ranked_by_catalogue_index_also_at_the_kth_place(
+    model_dir, split, tmp_path
+):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    _tied(folder)
+    user_id = int(split.users["user_id"].iloc[2])
+    seen = seen_by_user(split)[user_id]
+    by_index = split.items.sort_values("item")["item_id"]
+    unseen_in_order = [int(i) for i in by_index if int(i) not in seen]
+    tied = Recommender.from_folder(folder, "cpu")
+    for k in (1, 7, len(unseen_in_order)):
+        assert [item for item, _ in tied.recommend(user_id, k)] == unseen_in_order[:k]
+
+
+def test_pairs_are_scored_by_the_model_and_unknown_ids_named(recommender, model_dir, split):
+    user_id, item_id = int(split.users["user_id"].iloc[1]), int(split.items["item_id"].iloc[4])
+    model, _ = load_model(model_dir)
+    user = int(split.users.set_index("user_id").loc[user_id, "user"])
+    item = int(split.items.set_index("item_id").loc[item_id, "item"])
+    with torch.no_grad():
+        expected = model(torch.tensor([user]), torch.tensor([item])).item()
+    assert recommender.score([(user_id, item_id)]) == [pytest.approx(expected, abs=1e-6)]
+    with pytest.raises(UnknownItemError, match="unknown item_id -1"):
+        recommender.score([(user_id, -1)])
+    with pytest.raises(UnknownUserError):
+        recommender.score([(987654, item_id)])
+
+
+def test_an_item_is_its_catalogue_row(recommender, split):
+    row = split.items.iloc[9]
+    item = recommender.item(int(row["item_id"]))
+    assert (item.n_train, item.title) == (int(row["n_train"]), None)
+    with pytest.raises(UnknownItemError):
+        recommender.item(987654)
 
 
 def _drop_seen_items(folder):

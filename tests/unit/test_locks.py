@@ -19,6 +19,7 @@ PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # Each image's lock and the extras it installs (the project's dependencies come with every one).
 IMAGE_GROUPS = {
     "preprocessing": (),
+    "torch": ("torch",),
     "training": ("training",),
     "inference": ("serving",),
     "mlflow": ("tracking-server",),
@@ -71,6 +72,12 @@ def test_images_get_the_hosts_versions(lock):
 def test_the_preprocessing_image_ships_no_torch_and_no_tracking_client():
     assert {"torch", "mlflow-skinny"}.isdisjoint(pins("preprocessing"))
     assert "torch" in pins("training") and "torch" in pins("inference")
+
+
+def test_the_inference_image_ships_nothing_that_trains_and_shares_the_torch_layer():
+    assert {"mlflow-skinny", "matplotlib", "sagemaker-training"}.isdisjoint(pins("inference"))
+    for image in ("training", "inference"):  # a layer on top of torch's installs no other torch
+        assert pins("torch").items() <= pins(image).items()
 
 
 def test_torch_is_pinned_by_version_alone_so_either_build_fits():
