@@ -31,13 +31,14 @@ LOGGING = {
 
 def _fresh_metrics_dir() -> None:
     """prometheus_client's multiprocess mode: each worker writes its own files there and
-    ``/metrics`` sums them. Set before any worker imports the client; emptied at each start so
-    a restart does not count the last run's requests."""
-    folder = os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "ncf-metrics")
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
+    ``/metrics`` sums them. Set before any worker imports the client; a given folder is emptied
+    so a restart does not count the last run's requests, else each server makes its own."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ncf-metrics-")
 
 
 def _env_int(name: str, default: int, parser: argparse.ArgumentParser) -> int:

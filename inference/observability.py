@@ -78,6 +78,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # which worker, where there are several
             "message": record.getMessage(),
             **getattr(record, "fields", {}),
         }

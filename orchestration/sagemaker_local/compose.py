@@ -16,7 +16,9 @@ from sagemaker.local.image import _SageMakerContainer
 _sdk_compose = _SageMakerContainer._compose
 
 
-def _compose_reporting_the_first_host(self: _SageMakerContainer, detached: bool = False) -> list[str]:
+def _compose_reporting_the_first_host(
+    self: _SageMakerContainer, detached: bool = False
+) -> list[str]:
     command = _sdk_compose(self, detached)
     return command if detached else [*command, "--exit-code-from", self.hosts[0]]
 
