@@ -1,0 +1,217 @@
+"""The model server under load: the naive server against this one, per catalogue.
+
+    python benchmarks/serving_load.py                          # ML-100K, ML-1M and ML-20M shapes
+    python benchmarks/serving_load.py --catalogues ml-1m --seconds 5 --steps 1 8 32
+
+For each catalogue it saves the course's NeuMF recipe (``training.recipes``; fresh weights: the
+cost depends on the sizes, not the values) with the id maps and seen items of a real split
+(ML-100K from ../shared/data, the larger ones synthetic at the release's users and items), then:
+
+1. the in-process bound: users/s that ``Recommender.rank`` manages on one thread, alone and in
+   batches, and the naive path (the model's forward over the catalogue, one user at a time);
+2. each server pinned to CPU 0 (``taskset``) and locust (``benchmarks/locustfile.py``, headless,
+   a subprocess) pinned to CPU 1, at each step of concurrent closed-loop users: p50/p95/p99 (ms,
+   locust's, whole milliseconds below 100) and requests/s; then the highest throughput whose p99
+   holds 20 ms. Servers: ``naive`` (the server at commit NAIVE_COMMIT, before this design, run
+   from ``git archive``), ``precomputed`` (this one, micro-batching off) and ``micro-batched``.
+
+Prints the tables as markdown for docs/benchmarks.md. Needs 2 CPUs, git and locust (dev extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import torch
+
+from inference.recommender import Query, Recommender
+from orchestration.infra.model_server import ModelServer
+from preprocessing.job import resolve_source, run_preprocessing
+from preprocessing.schema import TABLE_FILES
+from training.artifacts import save_model
+from training.config import TrainConfig
+from training.data import TrainingData
+from training.models import architecture, build_model
+from training.recipes import RECIPES
+
+REPO = Path(__file__).resolve().parents[1]
+NAIVE_COMMIT = "bf2e870"  # the last commit with the per-request forward pass and no batching
+SLO_MS = 20.0
+SERVERS = {
+    "naive": {},
+    "precomputed": {"NCF_MICRO_BATCH_USERS": "1"},
+    "micro-batched": {"NCF_MICRO_BATCH_USERS": "32"},
+}
+
+
+def model_folder(catalogue: str, data_dir: Path, scratch: Path) -> Path:
+    """The NeuMF recipe on ``catalogue``'s split, saved as training saves a model."""
+    if catalogue == "ml-100k":
+        source = resolve_source("ml-100k", data_dir=data_dir, cache_dir=scratch, progress=False)
+    else:
+        source = resolve_source(
+            "synthetic", data_dir=None, cache_dir=scratch, synthetic_shape=catalogue
+        )
+    split = scratch / f"split-{catalogue}"
+    run_preprocessing(source, split, seed=0)
+    data = TrainingData.load(split, torch.device("cpu"))
+    config = TrainConfig(**RECIPES["neumf"])
+    torch.manual_seed(0)
+    model = build_model("neumf", data.n_users, data.n_items, config.num_factors, config.layers)
+    seen = data.with_validation_merged()
+    folder = scratch / f"model-{catalogue}"
+    model_config = {
+        "architecture": architecture(
+            "neumf", data.n_users, data.n_items, config.num_factors, config.layers
+        ),
+        "data": {"id_maps": {"users": TABLE_FILES["users"], "items": TABLE_FILES["items"]}},
+    }
+    save_model(
+        folder,
+        model,
+        model_config,
+        {},
+        id_maps=[split / TABLE_FILES["users"], split / TABLE_FILES["items"]],
+        seen_items=(seen.users, seen.items),
+    )
+    print(f"{catalogue}: {data.n_users:,} users x {data.n_items:,} items, NeuMF recipe")
+    return folder
+
+
+def in_process(folder: Path, batches: tuple[int, ...], seconds: float = 2.0) -> dict[str, float]:
+    """Users/s on one thread: this server's ranking per batch size, and the naive forward pass."""
+    torch.set_num_threads(1)
+    recommender = Recommender.from_folder(folder, "cpu")
+    users = list(range(1, recommender.n_users + 1))
+    result = {}
+    for batch in batches:
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            recommender.rank([Query(users[(done + i) % len(users)]) for i in range(batch)])
+            done += batch
+        result[f"rank, {batch} a pass"] = done / (time.perf_counter() - started)
+    model, items = recommender._model, torch.arange(recommender.n_items).unsqueeze(0)
+    done, started = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - started < seconds:
+            torch.topk(model(torch.tensor([done % len(users)]), items), 10)
+            done += 1
+    result["naive forward, 1 a pass"] = done / (time.perf_counter() - started)
+    return result
+
+
+def naive_code(scratch: Path) -> Path:
+    """The server of NAIVE_COMMIT, with the model code it ran, from ``git archive``."""
+    folder = scratch / f"naive-{NAIVE_COMMIT}"
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", NAIVE_COMMIT, "inference", "training", "preprocessing"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def locust_step(url: str, users: int, n_users: int, seconds: float, prefix: Path) -> dict:
+    """One closed-loop step: ``users`` at once, stats reset once all are running."""
+    subprocess.run(
+        [
+            "taskset", "--cpu-list", "1", sys.executable, "-m", "locust",
+            "-f", str(REPO / "benchmarks" / "locustfile.py"), "--headless", "--only-summary",
+            "-u", str(users), "-r", str(users), "-t", f"{seconds + 1:.0f}s", "--reset-stats",
+            "--host", url, "--csv", str(prefix), "--loglevel", "ERROR", "--stop-timeout", "2",
+        ],
+        env={**os.environ, "NCF_USERS": str(n_users)},
+        check=False,
+        capture_output=True,
+        timeout=seconds + 60,
+    )  # fmt: skip
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        row = next(r for r in csv.DictReader(stats) if r["Name"] == "/invocations")
+    return {
+        "users": users,
+        "req/s": float(row["Requests/s"]),
+        "p50 ms": float(row["50%"]),
+        "p95 ms": float(row["95%"]),
+        "p99 ms": float(row["99%"]),
+        "failures": int(row["Failure Count"]),
+    }
+
+
+def load(folder: Path, code: Path | None, env: dict, steps, seconds, n_users, scratch) -> list:
+    port = free_port()
+    with ModelServer(folder, port, cpus="0", code=code, env=env, log=scratch / "server.log"):
+        return [
+            locust_step(f"http://127.0.0.1:{port}", users, n_users, seconds, scratch / f"l{users}")
+            for users in steps
+        ]
+
+
+def best_within_slo(rows: list[dict]) -> float:
+    return max((r["req/s"] for r in rows if r["p99 ms"] <= SLO_MS and not r["failures"]), default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--catalogues", nargs="+", default=["ml-100k", "ml-1m", "ml-20m"])
+    parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured time per step")
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
+    parser.add_argument(
+        "--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "ml-100k"
+    )
+    args = parser.parse_args()
+    summary = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        naive = naive_code(scratch)
+        for catalogue in args.catalogues:
+            folder = model_folder(catalogue, args.data_dir, scratch)
+            n_users = Recommender.from_folder(folder, "cpu").n_users
+            bound = in_process(folder, (1, 8, 32))
+            print("in-process, one thread:", ", ".join(f"{k} {v:,.0f}/s" for k, v in bound.items()))
+            best = {}
+            for server in args.servers:
+                code = naive if server == "naive" else None
+                rows = load(
+                    folder, code, SERVERS[server], args.steps, args.seconds, n_users, scratch
+                )
+                best[server] = best_within_slo(rows)
+                print(f"\n{catalogue}, {server} server (CPU 0; locust on CPU 1):")
+                print("| users | req/s | p50 ms | p95 ms | p99 ms | failures |")
+                print("|---|---|---|---|---|---|")
+                for r in rows:
+                    print(f"| {r['users']} | {r['req/s']:,.0f} | {r['p50 ms']:.0f} | "
+                          f"{r['p95 ms']:.0f} | {r['p99 ms']:.0f} | {r['failures']} |")  # fmt: skip
+            summary.append((catalogue, best, bound))
+    print(f"\nHighest req/s with p99 <= {SLO_MS:.0f} ms, against the naive server and the bound:")
+    print("| catalogue | " + " | ".join(args.servers) + " | x naive | share of the bound |")
+    print("|---|" + "---|" * (len(args.servers) + 2))
+    for catalogue, best, bound in summary:
+        fastest = max(best.get("precomputed", 0), best.get("micro-batched", 0))
+        ratio = fastest / best["naive"] if best.get("naive") else float("nan")
+        share = fastest / bound["rank, 1 a pass"]
+        cells = " | ".join(f"{best[s]:,.0f}" for s in args.servers)
+        alone = bound["rank, 1 a pass"]
+        print(f"| {catalogue} | {cells} | {ratio:.1f}x | {share:.0%} of {alone:,.0f}/s |")
+
+
+if __name__ == "__main__":
+    main()
