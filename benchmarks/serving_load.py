@@ -21,21 +21,22 @@ Prints the tables as markdown for docs/benchmarks.md. Needs 2 CPUs, git and locu
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import socket
-import subprocess
-import sys
-import tarfile
 import tempfile
-import time
-from io import BytesIO
 from pathlib import Path
 
 import torch
 
-from inference.recommender import Query, Recommender
+from inference.recommender import Recommender
 from orchestration.infra.model_server import ModelServer
+from orchestration.lessons.load_test import (
+    NAIVE_COMMIT,
+    SLO_MS,
+    best_within_slo,
+    naive_code,
+    step,
+    users_per_second,
+)
 from preprocessing.job import resolve_source, run_preprocessing
 from preprocessing.schema import TABLE_FILES
 from training.artifacts import save_model
@@ -45,8 +46,6 @@ from training.models import architecture, build_model
 from training.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
-NAIVE_COMMIT = "bf2e870"  # the last commit with the per-request forward pass and no batching
-SLO_MS = 20.0
 SERVERS = {
     "naive": {},
     "precomputed": {"NCF_MICRO_BATCH_USERS": "1"},
@@ -88,84 +87,17 @@ def model_folder(catalogue: str, data_dir: Path, scratch: Path) -> Path:
     return folder
 
 
-def in_process(folder: Path, batches: tuple[int, ...], seconds: float = 2.0) -> dict[str, float]:
-    """Users/s on one thread: this server's ranking per batch size, and the naive forward pass."""
-    torch.set_num_threads(1)
-    recommender = Recommender.from_folder(folder, "cpu")
-    users = list(range(1, recommender.n_users + 1))
-    result = {}
-    for batch in batches:
-        done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            recommender.rank([Query(users[(done + i) % len(users)]) for i in range(batch)])
-            done += batch
-        result[f"rank, {batch} a pass"] = done / (time.perf_counter() - started)
-    model, items = recommender._model, torch.arange(recommender.n_items).unsqueeze(0)
-    done, started = 0, time.perf_counter()
-    with torch.inference_mode():
-        while time.perf_counter() - started < seconds:
-            torch.topk(model(torch.tensor([done % len(users)]), items), 10)
-            done += 1
-    result["naive forward, 1 a pass"] = done / (time.perf_counter() - started)
-    return result
-
-
-def naive_code(scratch: Path) -> Path:
-    """The server of NAIVE_COMMIT, with the model code it ran, from ``git archive``."""
-    folder = scratch / f"naive-{NAIVE_COMMIT}"
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", NAIVE_COMMIT, "inference", "training", "preprocessing"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def locust_step(url: str, users: int, n_users: int, seconds: float, prefix: Path) -> dict:
-    """One closed-loop step: ``users`` at once, stats reset once all are running."""
-    subprocess.run(
-        [
-            "taskset", "--cpu-list", "1", sys.executable, "-m", "locust",
-            "-f", str(REPO / "benchmarks" / "locustfile.py"), "--headless", "--only-summary",
-            "-u", str(users), "-r", str(users), "-t", f"{seconds + 1:.0f}s", "--reset-stats",
-            "--host", url, "--csv", str(prefix), "--loglevel", "ERROR", "--stop-timeout", "2",
-        ],
-        env={**os.environ, "NCF_USERS": str(n_users)},
-        check=False,
-        capture_output=True,
-        timeout=seconds + 60,
-    )  # fmt: skip
-    with open(f"{prefix}_stats.csv", newline="") as stats:
-        row = next(r for r in csv.DictReader(stats) if r["Name"] == "/invocations")
-    return {
-        "users": users,
-        "req/s": float(row["Requests/s"]),
-        "p50 ms": float(row["50%"]),
-        "p95 ms": float(row["95%"]),
-        "p99 ms": float(row["99%"]),
-        "failures": int(row["Failure Count"]),
-    }
-
-
 def load(folder: Path, code: Path | None, env: dict, steps, seconds, n_users, scratch) -> list:
     port = free_port()
     with ModelServer(folder, port, cpus="0", code=code, env=env, log=scratch / "server.log"):
-        return [
-            locust_step(f"http://127.0.0.1:{port}", users, n_users, seconds, scratch / f"l{users}")
-            for users in steps
-        ]
-
-
-def best_within_slo(rows: list[dict]) -> float:
-    return max((r["req/s"] for r in rows if r["p99 ms"] <= SLO_MS and not r["failures"]), default=0)
+        url = f"http://127.0.0.1:{port}"
+        return [step(url, users, n_users, seconds, scratch / f"l{users}") for users in steps]
 
 
 def main() -> None:
@@ -181,11 +113,11 @@ def main() -> None:
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        naive = naive_code(scratch)
+        naive = naive_code(scratch / f"naive-{NAIVE_COMMIT}")
         for catalogue in args.catalogues:
             folder = model_folder(catalogue, args.data_dir, scratch)
             n_users = Recommender.from_folder(folder, "cpu").n_users
-            bound = in_process(folder, (1, 8, 32))
+            bound = users_per_second(folder, (1, 8, 32))
             print("in-process, one thread:", ", ".join(f"{k} {v:,.0f}/s" for k, v in bound.items()))
             best = {}
             for server in args.servers:
@@ -207,9 +139,9 @@ def main() -> None:
     for catalogue, best, bound in summary:
         fastest = max(best.get("precomputed", 0), best.get("micro-batched", 0))
         ratio = fastest / best["naive"] if best.get("naive") else float("nan")
-        share = fastest / bound["rank, 1 a pass"]
+        share = fastest / bound["precomputed, 1 a pass"]
         cells = " | ".join(f"{best[s]:,.0f}" for s in args.servers)
-        alone = bound["rank, 1 a pass"]
+        alone = bound["precomputed, 1 a pass"]
         print(f"| {catalogue} | {cells} | {ratio:.1f}x | {share:.0%} of {alone:,.0f}/s |")
 
 

@@ -306,7 +306,7 @@ def _load(app: FastAPI, folder: Path) -> None:
     workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
     if "OMP_NUM_THREADS" not in os.environ:  # an explicit setting wins
         torch.set_num_threads(threads_per_worker(workers))
-    recommender = Recommender.from_folder(folder)
+    recommender = Recommender.from_folder(folder, precision=os.environ.get("NCF_PRECISION", "auto"))
     digest = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
     seconds = time.perf_counter() - started
     app.state.labels = {
@@ -328,6 +328,7 @@ def _load(app: FastAPI, folder: Path) -> None:
         "users": recommender.n_users,
         "items": recommender.n_items,
         "device": str(recommender.device),
+        "precision": recommender.precision,
         "threads": torch.get_num_threads(),
     }
     log.info("model loaded", extra={"fields": fields})

@@ -31,8 +31,12 @@ from training.artifacts import (
     load_model,
     read_artifact_table,
 )
+from training.precision import bf16_pays_on_cpu
 
 POPULARITY = "popularity"
+# How many more items than k a bf16 pass hands to the fp32 ranking: a bf16 score is good to
+# about three digits, far finer than the gap between the 10th and the 74th item of a user.
+SHORTLIST = 64
 
 
 class UnknownUserError(LookupError):
@@ -122,10 +126,11 @@ class Recommender:
         device: torch.device,
         rows_per_pass: int | None = None,
         model_name: str = "ncf",
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self._model = model.eval()
         self.model_name = model_name
-        self._scorer = CatalogueScorer(model, rows_per_pass)
+        self._scorer = CatalogueScorer(model, rows_per_pass, dtype)
         self._user_index = {user_id: index for index, user_id in enumerate(user_ids.tolist())}
         self._item_ids = items["item_id"].to_numpy()
         self._item_index = {item_id: index for index, item_id in enumerate(self._item_ids.tolist())}
@@ -147,16 +152,28 @@ class Recommender:
     def device(self) -> torch.device:
         return self._device
 
+    @property
+    def precision(self) -> str:
+        return "fp32" if self._scorer.exact else "bf16 shortlist, fp32 ranking"
+
     @classmethod
     def from_folder(
         cls,
         folder: Path,
         device: torch.device | str | None = None,
         rows_per_pass: int | None = None,
+        precision: str = "fp32",
     ) -> Recommender:
-        """Load a model folder (an unpacked ``model.tar.gz``); the GPU when there is one."""
+        """Load a model folder (an unpacked ``model.tar.gz``); the GPU when there is one.
+
+        ``precision``: ``fp32``; ``bf16`` for the tower's pass; ``auto``: bf16 on a CPU with bf16
+        units for a model with an MLP tower (``training.precision.bf16_pays_on_cpu``)."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model, config = load_model(folder, device)
+        if precision == "auto":
+            precision = "bf16" if device.type == "cpu" and bf16_pays_on_cpu(model) else "fp32"
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32, bf16 or auto, got {precision!r}")
         n_users, n_items = config["architecture"]["n_users"], config["architecture"]["n_items"]
         id_maps = config.get("data", {}).get("id_maps")
         if not isinstance(id_maps, dict) or not {"users", "items"} <= id_maps.keys():
@@ -178,12 +195,21 @@ class Recommender:
             device,
             rows_per_pass,
             config["architecture"]["model"],
+            torch.bfloat16 if precision == "bf16" else torch.float32,
         )
 
     def recommend(self, user_id: int, k: int = 10) -> list[tuple[int, float]]:
         """The k best unseen items of a known user as (item id, score), best first; a user with
         fewer than k unseen items gets them all."""
         return self.rank([Query(user_id, k, fallback=False)])[0].items  # type: ignore[return-value]
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._model
+
+    def user_ids(self) -> list[int]:
+        """The raw ids of the users the model knows, in its index order."""
+        return list(self._user_index)
 
     def first_ids(self) -> tuple[int, int]:
         """A user id and an item id the model knows: examples for its API's document."""
@@ -236,7 +262,10 @@ class Recommender:
         scores[rows, columns] = float("-inf")
         unseen = (self.n_items - self._seen.counts(users)).tolist()
         kept = [min(query.k, left) for query, left in zip(queries, unseen, strict=True)]
-        values, indices = _ordered_top_k(scores, max(kept))
+        if self._scorer.exact:
+            values, indices = _ordered_top_k(scores, max(kept))
+        else:
+            values, indices = self._reranked(users, scores, max(kept))
         values, indices = values.cpu().tolist(), indices.cpu().numpy()
         return [
             Ranking(
@@ -245,6 +274,19 @@ class Recommender:
             )
             for row, (query, k) in enumerate(zip(queries, kept, strict=True))
         ]
+
+    def _reranked(
+        self, users: torch.Tensor, scores: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The top ``k`` by the model's fp32 scores among a shortlist of the approximate ones:
+        ``SHORTLIST`` more than k, each item's exact score from the model's forward pass."""
+        shortlist = min(self.n_items, k + SHORTLIST)
+        _, candidates = torch.topk(scores, shortlist, dim=1)
+        candidates = candidates.sort(dim=1).values  # index order: ties stay by index below
+        exact = self._model(users, candidates).float()
+        exact[scores.gather(1, candidates) == float("-inf")] = float("-inf")  # seen stays out
+        values, positions = _ordered_top_k(exact, k)
+        return values, candidates.gather(1, positions)
 
     def score(self, pairs: Sequence[tuple[int, int]]) -> list[float]:
         """The model's logit for each (user id, item id) pair; any unknown id is an error."""

@@ -65,6 +65,10 @@ class ModelServer:
         return env
 
     def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def start(self) -> ModelServer:
+        """Start the server and return once ``/ping`` answers 200 (``stop`` ends it)."""
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         self._process = subprocess.Popen(
             self.command(),

@@ -57,7 +57,7 @@ def registered_on(client: MlflowClient, data_sha256: str) -> dict[str, ModelVers
     return found
 
 
-def _in_store(session: LocalSession, uri: str | None) -> bool:
+def in_store(session: LocalSession, uri: str | None) -> bool:
     return bool(uri) and bool(S3Downloader.list(uri, sagemaker_session=session))
 
 
@@ -104,7 +104,7 @@ class CandidateBuilder:
                 if (
                     seed == REUSED_SEED
                     and version is not None
-                    and _in_store(self.jobs.session, version.tags.get("sagemaker_model_data"))
+                    and in_store(self.jobs.session, version.tags.get("sagemaker_model_data"))
                 ):
                     candidate = self.reuse(f"{family}-seed{seed}", version)
                 else:

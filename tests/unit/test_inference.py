@@ -22,6 +22,7 @@ from inference.recommender import (
 )
 from preprocessing.schema import ITEMS, USERS, write_table
 from training.artifacts import SEEN_ITEMS, SEEN_ITEMS_FILE, ArtifactError, load_model
+from training.models import build_model
 
 
 def seen_by_user(split) -> dict[int, set[int]]:
@@ -154,6 +155,34 @@ def test_pairs_are_scored_by_the_model_and_unknown_ids_named(recommender, model_
         recommender.score([(user_id, -1)])
     with pytest.raises(UnknownUserError):
         recommender.score([(987654, item_id)])
+
+
+def test_a_bf16_shortlist_ranked_in_fp32_gives_the_exact_answer(model_dir, split, tmp_path):
+    """A NeuMF of the model folder's sizes, random weights: the shortlist from the bf16 pass,
+    ranked by the model's fp32 scores, is the fp32 ranking, scores included."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["architecture"] |= {"model": "neumf", "num_factors": 8, "layers": [32, 16, 8]}
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(5)
+    arch = config["architecture"]
+    neumf = build_model("neumf", arch["n_users"], arch["n_items"], 8, (32, 16, 8))
+    for parameter in neumf.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    torch.save(neumf.state_dict(), folder / "model.pt")
+    exact = Recommender.from_folder(folder, "cpu", precision="fp32")
+    shortlisted = Recommender.from_folder(folder, "cpu", precision="bf16")
+    assert shortlisted.precision == "bf16 shortlist, fp32 ranking"
+    queries = [
+        Query(int(user_id), k)
+        for user_id, k in zip(split.users["user_id"], [1, 10, 50] * 400, strict=False)
+    ]
+    for fp32, bf16 in zip(exact.rank(queries), shortlisted.rank(queries), strict=True):
+        assert [item for item, _ in bf16.items] == [item for item, _ in fp32.items]
+        assert [s for _, s in bf16.items] == pytest.approx([s for _, s in fp32.items], abs=1e-5)
+    with pytest.raises(ValueError, match="precision must be fp32, bf16 or auto"):
+        Recommender.from_folder(folder, "cpu", precision="fp16")
 
 
 def test_an_item_is_its_catalogue_row(recommender, split):

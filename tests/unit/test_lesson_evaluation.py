@@ -112,7 +112,7 @@ def test_seed_zero_is_reused_when_registered_on_this_split_and_still_stored(
     assert set(registered_on(client, "this-split")) == {"gmf", "mlp"}
 
     monkeypatch.setattr(
-        candidates_module, "_in_store", lambda session, uri: uri == "s3://b/gmf.tar.gz"
+        candidates_module, "in_store", lambda session, uri: uri == "s3://b/gmf.tar.gz"
     )
     reused = []
 

@@ -47,3 +47,17 @@ def test_the_trained_course_model_scores_the_same(model_dir):
 def test_only_ncf_models_have_a_scorer():
     with pytest.raises(TypeError, match="no catalogue scorer for Linear"):
         CatalogueScorer(torch.nn.Linear(2, 1))
+
+
+def test_a_bf16_tower_scores_to_bf16_precision():
+    model = _model("neumf", (32, 16, 8))
+    users = torch.arange(N_USERS)
+    exact = CatalogueScorer(model).scores(users)
+    approximate = CatalogueScorer(model, dtype=torch.bfloat16)
+    assert (
+        not approximate.exact and CatalogueScorer(_model("gmf", (16,)), dtype=torch.bfloat16).exact
+    )
+    scores = approximate.scores(users)
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores, exact, rtol=0.02, atol=0.02 * float(exact.abs().max()))
+    assert not torch.equal(scores, exact)  # it did run in bf16
