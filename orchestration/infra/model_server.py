@@ -69,6 +69,8 @@ class ModelServer:
 
     def start(self) -> ModelServer:
         """Start the server and return once ``/ping`` answers 200 (``stop`` ends it)."""
+        if self.log:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         self._process = subprocess.Popen(
             self.command(),

@@ -37,6 +37,7 @@ def step(url: str, users: int, n_users: int, seconds: float, prefix: Path, cpus:
     ]  # fmt: skip
     if cpus:
         command = ["taskset", "--cpu-list", cpus, *command]
+    prefix.parent.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
         command,
         env={**os.environ, "NCF_USERS": str(n_users)},
