@@ -99,7 +99,7 @@ FROM inference-dependencies AS inference
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 # The server runs as model-server, never as root, and its model folder is read-only to it: see
 # inference/serve.
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/model-server model-server
+RUN useradd --uid 10001 --user-group --create-home --home-dir /var/lib/model-server model-server
 COPY --chmod=755 inference/serve /usr/local/bin/serve
 # The recommender reads the training stage's artifact contract, which reuses the processing
 # stage's schema helpers and id-map schemas.

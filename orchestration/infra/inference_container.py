@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import TracebackType
 
 import docker
 from docker.models.containers import Container
 
+from orchestration.infra.served import Served
 from orchestration.names import IMAGES
-from orchestration.sagemaker_local.endpoints import wait_until_ready
 
 
-class InferenceContainer:
+class InferenceContainer(Served):
     """``with InferenceContainer(model_dir, port) as served: requests.get(served.url + "/ping")``.
 
     ``cpus``: the quota (``docker run --cpus``); ``cpuset``: the CPUs it may use (a benchmark
@@ -38,11 +37,7 @@ class InferenceContainer:
         self.url = f"http://127.0.0.1:{port}"
         self.container: Container | None = None
 
-    def __enter__(self) -> InferenceContainer:
-        return self.start()
-
-    def start(self) -> InferenceContainer:
-        """Run the container and return once ``/ping`` answers 200 (``stop`` ends it)."""
+    def launch(self) -> None:
         client = docker.from_env()
         with contextlib.suppress(docker.errors.NotFound):  # left by an interrupted run
             client.containers.get(self.name).remove(force=True)
@@ -57,27 +52,12 @@ class InferenceContainer:
             cpuset_cpus=self.cpuset,
             environment=self.env,
         )
-        try:
-            wait_until_ready(f"{self.url}/ping", self.timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def logs(self) -> list[str]:
         assert self.container is not None
         return self.container.logs().decode(errors="replace").splitlines()
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def stop(self) -> None:
-        """SIGTERM first, as SageMaker does: the server finishes the requests it holds."""
         if self.container is not None:
             self.container.stop(timeout=10)
             self.container.remove(force=True)

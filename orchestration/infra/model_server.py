@@ -12,12 +12,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from orchestration.sagemaker_local.endpoints import wait_until_ready
+from orchestration.infra.served import Served
 
 
-class ModelServer:
+class ModelServer(Served):
     """``with ModelServer(model_dir, port) as server: requests.get(server.url + "/ping")``.
 
     ``cpus``: a ``taskset`` CPU list ("0") the server may run on; ``code``: a folder whose
@@ -64,11 +63,7 @@ class ModelServer:
             )
         return env
 
-    def __enter__(self) -> ModelServer:
-        return self.start()
-
-    def start(self) -> ModelServer:
-        """Start the server and return once ``/ping`` answers 200 (``stop`` ends it)."""
+    def launch(self) -> None:
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
@@ -79,23 +74,8 @@ class ModelServer:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-        try:
-            wait_until_ready(f"{self.url}/ping", self.timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
-        """SIGTERM, as SageMaker stops a container: uvicorn finishes what it is answering."""
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

@@ -81,13 +81,16 @@ def naive_code(target: Path, commit: str = NAIVE_COMMIT) -> Path:
     return target
 
 
-def users_per_second(folder: Path, batches: tuple[int, ...], seconds: float = 2.0) -> dict:
-    """On one thread: this server's ranking with ``batch`` users a pass, and the naive path (the
-    model's forward pass over the catalogue for one user, then top-k)."""
+def users_per_second(
+    folder: Path, batches: tuple[int, ...], seconds: float = 2.0, precision: str = "auto"
+) -> dict:
+    """On one thread: this server's ranking with ``batch`` users a pass (``precision`` as the
+    server picks it), and the naive path (the model's forward pass over the catalogue for one
+    user, then top-k)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        recommender = Recommender.from_folder(folder, "cpu")
+        recommender = Recommender.from_folder(folder, "cpu", precision=precision)
         user_ids = recommender.user_ids()
         result = {}
         for batch in batches:

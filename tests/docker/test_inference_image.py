@@ -51,7 +51,7 @@ def test_the_image_declares_its_contract_and_ships_nothing_that_trains(docker_re
         )
         .decode()
     )
-    installed = {line.split("==")[0].lower() for line in pip.splitlines()}
+    installed = {line.split("==")[0].lower().replace("_", "-") for line in pip.splitlines()}
     assert {"torch", "fastapi", "uvicorn", "prometheus-client"} <= installed
     assert {"mlflow-skinny", "mlflow", "matplotlib", "sagemaker-training"}.isdisjoint(installed)
 

@@ -86,9 +86,13 @@ def test_a_stage_is_shown_with_the_stages_it_is_built_from():
     assert froms == [
         "FROM ${BASE_IMAGE} AS python",
         "FROM python AS preprocessing-dependencies",
-        "FROM preprocessing-dependencies AS training-dependencies",
+        "FROM preprocessing-dependencies AS torch-dependencies",
+        "FROM torch-dependencies AS training-dependencies",
         "FROM training-dependencies AS training",
     ]
+    inference = images.stage_lines(dockerfile, "inference")
+    assert "FROM torch-dependencies AS inference-dependencies" in inference
+    assert not any("training-dependencies" in line for line in inference)  # nothing that trains
     assert training[0].startswith("ARG BASE_IMAGE") and not any(x[:1] == "#" for x in training)
     assert "COPY inference/ inference/" not in training
     preprocessing = images.stage_lines(dockerfile, "preprocessing")
