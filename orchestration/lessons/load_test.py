@@ -71,11 +71,18 @@ def best_within_slo(rows: list[dict], slo_ms: float = SLO_MS) -> float:
 
 def naive_code(target: Path, commit: str = NAIVE_COMMIT) -> Path:
     """The server of ``commit``, with the model code it ran, unpacked from ``git archive``."""
-    archive = subprocess.run(
+    run = subprocess.run(
         ["git", "-C", str(REPO), "archive", commit, "inference", "training", "preprocessing"],
-        check=True,
+        check=False,
         capture_output=True,
-    ).stdout
+    )
+    if run.returncode:
+        raise RuntimeError(
+            f"the naive baseline is the server of commit {commit}, and this copy of the course "
+            f"cannot give it ({run.stderr.decode(errors='replace').strip()}): use a full "
+            "`git clone` of the repository (not a download or a shallow clone)"
+        )
+    archive = run.stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(target, filter="data")
     return target

@@ -8,10 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.infra.model_server import ModelServer
+from orchestration.lessons.load_test import best_within_slo, naive_code
 
 
 def _count(metrics: str, name: str, **labels: str) -> float:
@@ -59,3 +61,22 @@ def test_the_openapi_fuzzer_finds_nothing(model_dir, free_port, tmp_path):
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout
+
+
+def test_the_naive_baseline_is_an_older_commits_server_or_a_clear_error(tmp_path):
+    naive = naive_code(tmp_path / "naive")
+    assert "def invocations" in (naive / "inference" / "app.py").read_text()
+    assert not (naive / "inference" / "scoring.py").exists()  # before the precomputed scorer
+    with pytest.raises(RuntimeError, match=r"commit deadbeef, .* full `git clone`"):
+        naive_code(tmp_path / "missing", "deadbeef")
+
+
+def test_the_best_throughput_is_the_fastest_step_that_holds_the_objective():
+    rows = [
+        {"req/s": 500.0, "p99 ms": 5.0, "failures": 0},
+        {"req/s": 900.0, "p99 ms": 19.0, "failures": 0},
+        {"req/s": 950.0, "p99 ms": 19.0, "failures": 3},  # failures do not count as served
+        {"req/s": 990.0, "p99 ms": 40.0, "failures": 0},
+    ]
+    assert best_within_slo(rows, 20.0) == 900.0
+    assert best_within_slo(rows[3:], 20.0) == 0.0
