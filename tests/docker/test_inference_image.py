@@ -62,6 +62,6 @@ def test_a_model_folder_that_fails_to_load_is_a_503_that_says_why(
     broken = tmp_path / "model"
     shutil.copytree(model_dir, broken)
     (broken / "model.pt").write_bytes(b"not a state dict")
-    refused = pytest.raises(LocalModeError, match=r"cannot serve: .*model\.pt is unreadable")
+    refused = pytest.raises(LocalModeError, match=r"cannot serve .*model\.pt is unreadable")
     with refused, InferenceContainer(broken, free_port(), name="ncf-test-broken"):
         pass
