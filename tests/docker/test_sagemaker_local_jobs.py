@@ -223,7 +223,9 @@ def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_
         url = f"http://127.0.0.1:{SERVING_PORT}/invocations"
         bad = {
             "not json": requests.post(url, data="{", headers=_JSON),
-            "unknown user": requests.post(url, json={"user_id": 10**9, "k": 3}),
+            "unknown user, no fallback": requests.post(
+                url, json={"user_id": 10**9, "k": 3, "fallback": False}
+            ),
             "k too large": requests.post(url, json={"user_id": user_id, "k": 10**6}),
             "csv": requests.post(url, data="1,2", headers={"Content-Type": "text/csv"}),
         }

@@ -14,6 +14,7 @@ import pytest
 
 IMAGE_LOCKS = (
     "preprocessing",
+    "torch",
     "training",
     "inference",
     "toolkit",
