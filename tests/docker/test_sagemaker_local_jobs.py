@@ -218,8 +218,9 @@ def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_
     predictor = deploy(session, model_data)
     try:
         answer = recommend(predictor, user_id, 10)
-        with pytest.raises(LocalModeError, match=r"for 1000000000: .*1000000000"):
-            recommend(predictor, 10**9, 3)
+        new_user = recommend(predictor, 10**9, 3)  # cold start: the popularity fallback
+        with pytest.raises(LocalModeError, match=rf"for {user_id}: k must be between 1 and"):
+            recommend(predictor, user_id, 10**6)
         url = f"http://127.0.0.1:{SERVING_PORT}/invocations"
         bad = {
             "not json": requests.post(url, data="{", headers=_JSON),
@@ -231,7 +232,8 @@ def test_endpoint_recommends_unseen_items_and_rejects_bad_requests(session, one_
         }
     finally:
         teardown(predictor)
-    assert answer["user_id"] == user_id
+    assert answer["user_id"] == user_id and answer["fallback"] is None
+    assert new_user["fallback"] == "popularity" and len(new_user["items"]) == 3
     recommended = [item["item_id"] for item in answer["items"]]
     scores = [item["score"] for item in answer["items"]]
     assert len(recommended) == 10 and not set(recommended) & seen_ids
