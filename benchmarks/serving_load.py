@@ -12,8 +12,9 @@ cost depends on the sizes, not the values) with the id maps and seen items of a 
 2. each server pinned to CPU 0 (``taskset``) and locust (``benchmarks/locustfile.py``, headless,
    a subprocess) pinned to CPU 1, at each step of concurrent closed-loop users: p50/p95/p99 (ms,
    locust's, whole milliseconds below 100) and requests/s; then the highest throughput whose p99
-   holds 20 ms. Servers: ``naive`` (the server at commit NAIVE_COMMIT, before this design, run
-   from ``git archive``), ``precomputed`` (this one, micro-batching off) and ``micro-batched``.
+   holds 20 ms. Servers (``load_test.SERVERS``): ``naive`` (the server at ``NAIVE_COMMIT``, before
+   this design, from ``git archive``), ``precomputed`` (this one, micro-batching off) and
+   ``micro-batched``.
 
 Prints the tables as markdown for docs/benchmarks.md. Needs 2 CPUs, git and locust (dev extra).
 """
@@ -21,20 +22,16 @@ Prints the tables as markdown for docs/benchmarks.md. Needs 2 CPUs, git and locu
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 from pathlib import Path
 
 import torch
 
-from inference.recommender import Recommender
-from orchestration.infra.model_server import ModelServer
 from orchestration.lessons.load_test import (
-    NAIVE_COMMIT,
+    SERVERS,
     SLO_MS,
     best_within_slo,
-    naive_code,
-    step,
+    stepped,
     users_per_second,
 )
 from preprocessing.job import resolve_source, run_preprocessing
@@ -46,11 +43,6 @@ from training.models import architecture, build_model
 from training.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
-SERVERS = {
-    "naive": {},
-    "precomputed": {"NCF_MICRO_BATCH_USERS": "1"},
-    "micro-batched": {"NCF_MICRO_BATCH_USERS": "32"},
-}
 
 
 def model_folder(catalogue: str, data_dir: Path, scratch: Path) -> Path:
@@ -87,19 +79,6 @@ def model_folder(catalogue: str, data_dir: Path, scratch: Path) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load(folder: Path, code: Path | None, env: dict, steps, seconds, n_users, scratch) -> list:
-    port = free_port()
-    with ModelServer(folder, port, cpus="0", code=code, env=env, log=scratch / "server.log"):
-        url = f"http://127.0.0.1:{port}"
-        return [step(url, users, n_users, seconds, scratch / f"l{users}") for users in steps]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalogues", nargs="+", default=["ml-100k", "ml-1m", "ml-20m"])
@@ -113,18 +92,13 @@ def main() -> None:
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        naive = naive_code(scratch / f"naive-{NAIVE_COMMIT}")
         for catalogue in args.catalogues:
             folder = model_folder(catalogue, args.data_dir, scratch)
-            n_users = Recommender.from_folder(folder, "cpu").n_users
             bound = users_per_second(folder, (1, 8, 32))
             print("in-process, one thread:", ", ".join(f"{k} {v:,.0f}/s" for k, v in bound.items()))
             best = {}
             for server in args.servers:
-                code = naive if server == "naive" else None
-                rows = load(
-                    folder, code, SERVERS[server], args.steps, args.seconds, n_users, scratch
-                )
+                rows = stepped(folder, server, args.steps, args.seconds, scratch / catalogue)
                 best[server] = best_within_slo(rows)
                 print(f"\n{catalogue}, {server} server (CPU 0; locust on CPU 1):")
                 print("| users | req/s | p50 ms | p95 ms | p99 ms | failures |")

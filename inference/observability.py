@@ -13,8 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,12 +24,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"

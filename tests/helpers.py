@@ -7,6 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from training.checkpoint import StopRequest
 
@@ -42,3 +43,14 @@ class StopAfter(StopRequest):
     def __bool__(self) -> bool:
         self.remaining -= 1
         return self.remaining < 0
+
+
+# integration/test_inference.py and test_model_server.py: a server's /metrics read back
+def metric_total(metrics: str, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

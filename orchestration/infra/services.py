@@ -155,8 +155,8 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports just handed out by the OS, for the weed parts nobody talks to directly."""
+def free_ports(count: int) -> list[int]:
+    """Ports just handed out by the OS: the weed parts nobody talks to directly, benchmarks."""
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
         for sock in sockets:
@@ -276,7 +276,7 @@ class LocalS3(_Service):
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         self._check_free_space(data)
-        ports = WeedPorts(*_free_ports(7))
+        ports = WeedPorts(*free_ports(7))
         self._ports = [self.port, *astuple(ports)]
         command = weed_command(
             find_weed(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,14 +19,24 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 
 from inference.recommender import Query, Recommender
+from orchestration.infra.model_server import ModelServer
+from orchestration.infra.services import free_ports
+from preprocessing.schema import TABLE_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "benchmarks" / "locustfile.py"
 NAIVE_COMMIT = "bf2e870"  # the last server with a forward pass per request and no batching
 SLO_MS = 20.0
+# The servers compared: NAIVE_COMMIT's, and this one with micro-batching off and on (its env).
+SERVERS = {
+    "naive": {},
+    "precomputed": {"NCF_MICRO_BATCH_USERS": "1"},
+    "micro-batched": {"NCF_MICRO_BATCH_USERS": "32"},
+}
 
 
 def step(url: str, users: int, n_users: int, seconds: float, prefix: Path, cpus: str = "1") -> dict:
@@ -63,6 +74,25 @@ def step(url: str, users: int, n_users: int, seconds: float, prefix: Path, cpus:
     }
 
 
+def stepped(
+    model_dir: Path, server: str, steps: list[int], seconds: float, work: Path
+) -> list[dict]:
+    """``server`` (a key of SERVERS) as a host process pinned to CPU 0, under each step of
+    locust's load from CPU 1; a row a step. Logs and CSVs go under ``work``."""
+    code = naive_code(work / "naive") if server == "naive" else None
+    n_users = pq.read_metadata(model_dir / TABLE_FILES["users"]).num_rows  # raw ids 1..n
+    port = free_ports(1)[0]
+    log = work / "logs" / f"{server}.log"
+    with ModelServer(model_dir, port, cpus="0", code=code, env=SERVERS[server], log=log) as served:
+        return [
+            {
+                "server": server,
+                **step(served.url, users, n_users, seconds, work / "load" / f"{server}-{users}"),
+            }
+            for users in steps
+        ]
+
+
 def best_within_slo(rows: list[dict], slo_ms: float = SLO_MS) -> float:
     """The highest throughput of a step whose p99 holds the objective, without failures."""
     kept = [row["req/s"] for row in rows if row["p99 ms"] <= slo_ms and not row["failures"]]
@@ -70,7 +100,8 @@ def best_within_slo(rows: list[dict], slo_ms: float = SLO_MS) -> float:
 
 
 def naive_code(target: Path, commit: str = NAIVE_COMMIT) -> Path:
-    """The server of ``commit``, with the model code it ran, unpacked from ``git archive``."""
+    """The server of ``commit``, with the model code it ran, unpacked from ``git archive``
+    (afresh: a folder an earlier run left is replaced)."""
     run = subprocess.run(
         ["git", "-C", str(REPO), "archive", commit, "inference", "training", "preprocessing"],
         check=False,
@@ -83,6 +114,7 @@ def naive_code(target: Path, commit: str = NAIVE_COMMIT) -> Path:
             "`git clone` of the repository (not a download or a shallow clone)"
         )
     archive = run.stdout
+    shutil.rmtree(target, ignore_errors=True)
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(target, filter="data")
     return target

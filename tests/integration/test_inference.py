@@ -18,7 +18,6 @@ import requests
 import torch
 import uvicorn
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from inference.app import create_app
 from inference.contract import MAX_INSTANCES
@@ -28,6 +27,7 @@ from inference.recommender import (
     Recommender,
 )
 from preprocessing.schema import ITEMS, write_table
+from tests.helpers import metric_total
 from training.artifacts import load_model
 
 JSON = {"Content-Type": "application/json"}
@@ -360,15 +360,6 @@ def test_the_openapi_document_lists_no_status_the_server_never_answers(openapi):
     }
 
 
-def _samples(metrics: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(metrics):
-        for sample in family.samples:
-            if sample.name == name and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
-
-
 def test_metrics_count_requests_by_route_and_status_with_the_model_as_labels(url, user_id):
     before = requests.get(f"{url}/metrics", timeout=5).text
     for body in ({"user_id": user_id}, {"user_id": user_id, "k": 0}, {"user_id": user_id}):
@@ -376,13 +367,13 @@ def test_metrics_count_requests_by_route_and_status_with_the_model_as_labels(url
     after = requests.get(f"{url}/metrics", timeout=5).text
     name, route = "ncf_http_requests_total", {"route": "/invocations", "model": "gmf"}
     for status, count in (("200", 2), ("400", 1)):
-        grew = _samples(after, name, status=status, **route) - _samples(
+        grew = metric_total(after, name, status=status, **route) - metric_total(
             before, name, status=status, **route
         )
         assert grew == count
     seconds = "ncf_http_request_duration_seconds_count"
-    assert _samples(after, seconds, **route) - _samples(before, seconds, **route) == 3
-    assert _samples(after, "ncf_model_load_seconds", model="gmf") > 0
+    assert metric_total(after, seconds, **route) - metric_total(before, seconds, **route) == 3
+    assert metric_total(after, "ncf_model_load_seconds", model="gmf") > 0
 
 
 def test_each_request_is_one_json_log_line_with_its_inference_id(url, user_id, caplog):

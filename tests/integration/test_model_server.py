@@ -10,19 +10,10 @@ import sys
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.infra.model_server import ModelServer
 from orchestration.lessons.load_test import best_within_slo, naive_code
-
-
-def _count(metrics: str, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
+from tests.helpers import metric_total
 
 
 def test_two_workers_count_every_request_and_log_each_once(model_dir, split, free_port, tmp_path):
@@ -47,7 +38,10 @@ def test_two_workers_count_every_request_and_log_each_once(model_dir, split, fre
     loaded = [line for line in lines if line.get("message") == "model loaded"]
     assert len(loaded) == 2 and all(len(line["sha256"]) == 64 for line in loaded)
     for scrape in scrapes:  # whichever worker answers the scrape, it reports both
-        assert _count(scrape, "ncf_http_requests_total", route="/invocations", status="200") == 40
+        assert (
+            metric_total(scrape, "ncf_http_requests_total", route="/invocations", status="200")
+            == 40
+        )
 
 
 def test_the_openapi_fuzzer_finds_nothing(model_dir, free_port, tmp_path):
